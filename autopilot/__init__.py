@@ -1,0 +1,1 @@
+"""Shared runtime of the governed autopilots: settings, storage, runner, CLI."""

@@ -1,0 +1,52 @@
+"""Settings read from the environment, so the same code runs embedded (SQLite) or on Postgres."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process configuration. Empty `DATABASE_URL` means the embedded SQLite default."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".autopilot"), alias="AUTOPILOT_DATA_DIR")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    tenant_id: str = Field(default="acme", alias="AUTOPILOT_TENANT")
+    # Sandbox fault injection for chaos tests, e.g. {"create_work_order": {"delay_after_s": 30}}.
+    sandbox_faults: str = Field(default="", alias="AUTOPILOT_SANDBOX_FAULTS")
+    retry_initial_interval: float = Field(default=0.2, alias="AUTOPILOT_RETRY_INITIAL_INTERVAL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://", "sqlite://")):
+            raise ValueError(
+                "DATABASE_URL must start with postgresql:// (or be empty for the SQLite default)"
+            )
+        return value
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def postgres_conninfo(self) -> str:
+        """The libpq URL psycopg and PostgresSaver take."""
+        return self.database_url.replace("postgres://", "postgresql://", 1)
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        if self.uses_postgres:
+            return "postgresql+psycopg://" + self.postgres_conninfo.split("://", 1)[1]
+        if self.database_url.startswith("sqlite://"):
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'autopilot.sqlite').resolve()}"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return (self.data_dir / "checkpoints.sqlite").resolve()

@@ -1,0 +1,244 @@
+"""SQLAlchemy tables: the sandbox property backend and the runtime's own records.
+
+Every table carries `tenant_id`; domain rows are keyed by (tenant_id, id) so two
+tenants can use the same human-readable ids without colliding.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class TenantKeyed:
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+class Property(TenantKeyed, Base):
+    __tablename__ = "properties"
+    portfolio_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300))
+    city: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+
+
+class Unit(TenantKeyed, Base):
+    __tablename__ = "units"
+    property_id: Mapped[str] = mapped_column(String(64), index=True)
+    number: Mapped[str] = mapped_column(String(20))
+    bedrooms: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Resident(TenantKeyed, Base):
+    __tablename__ = "residents"
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(40))
+    preferred_channel: Mapped[str] = mapped_column(String(10), default="sms")
+
+
+class Vendor(TenantKeyed, Base):
+    __tablename__ = "vendors"
+    name: Mapped[str] = mapped_column(String(200))
+    categories: Mapped[list[Any]] = mapped_column(JSON)
+    hourly_rate: Mapped[float] = mapped_column(Numeric(10, 2))
+    callout_fee: Mapped[float] = mapped_column(Numeric(10, 2))
+    score: Mapped[float] = mapped_column(Float)  # historical quality score, 0..5
+    completed_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    open_work_orders: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    emergency_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    email: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(40))
+
+
+class WorkOrder(TenantKeyed, Base):
+    __tablename__ = "work_orders"
+    property_id: Mapped[str] = mapped_column(String(64))
+    unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    category: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    estimated_cost: Mapped[float] = mapped_column(Numeric(12, 2))
+    not_to_exceed: Mapped[float | None] = mapped_column(Numeric(12, 2), nullable=True)
+    vendor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sla_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    source_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    final_cost: Mapped[float | None] = mapped_column(Numeric(12, 2), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_work_orders_open_by_unit", "tenant_id", "unit_id", "category", "status"),
+    )
+
+
+class BidRequest(TenantKeyed, Base):
+    __tablename__ = "bid_requests"
+    work_order_id: Mapped[str] = mapped_column(String(64), index=True)
+    vendor_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="REQUESTED")
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Message(TenantKeyed, Base):
+    __tablename__ = "messages"
+    thread_id: Mapped[str] = mapped_column(String(64), index=True)
+    resident_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    channel: Mapped[str] = mapped_column(String(10))
+    body: Mapped[str] = mapped_column(Text)
+    related_work_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PMSchedule(TenantKeyed, Base):
+    __tablename__ = "pm_schedules"
+    property_id: Mapped[str] = mapped_column(String(64))
+    unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    task: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(32))
+    frequency_days: Mapped[int] = mapped_column(Integer)
+    next_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_completed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    contract_vendor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    contract_price: Mapped[float | None] = mapped_column(Numeric(12, 2), nullable=True)
+
+
+class ComplianceItem(TenantKeyed, Base):
+    __tablename__ = "compliance_items"
+    property_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    authority: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="OPEN")
+
+
+class FollowUp(TenantKeyed, Base):
+    __tablename__ = "follow_ups"
+    work_order_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="SCHEDULED")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class Run(Base):
+    """One autopilot run; its id is the LangGraph thread id, derived from the dedupe key."""
+
+    __tablename__ = "runs"
+    thread_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    graph: Mapped[str] = mapped_column(String(40), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    current_node: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Approval(Base):
+    """A pending human decision; its id is the LangGraph interrupt id.
+
+    The single conditional UPDATE pending -> decided is what makes a second answer lose.
+    """
+
+    __tablename__ = "approvals"
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(80), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    graph: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | decided
+    severity: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ToolCall(Base):
+    """The recorded result of a write, keyed by (run, action): a repeat returns this row."""
+
+    __tablename__ = "tool_calls"
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    thread_id: Mapped[str] = mapped_column(String(80), index=True)
+    action_id: Mapped[str] = mapped_column(String(80))
+    tool: Mapped[str] = mapped_column(String(80))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    authorization: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentException(Base):
+    """An escalation for a manager: what was blocked or failed and the decision requested."""
+
+    __tablename__ = "agent_exceptions"
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    thread_id: Mapped[str] = mapped_column(String(80))
+    graph: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    details: Mapped[str] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="OPEN")
+    requires_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("thread_id", name="uq_agent_exceptions_thread_id"),)

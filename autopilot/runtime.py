@@ -1,0 +1,295 @@
+"""The runner: starts runs from triggers (deduplicated), records approvals, resumes runs.
+
+It owns the app-side records of a run (`runs`, `approvals`); the graph state itself lives in
+the checkpointer. Claiming an approval is one conditional UPDATE, so of two concurrent
+answers exactly one resumes the run and the other gets `ApprovalConflict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from autopilot.models import AgentException, Approval, Run
+from autopilot.services import RunContext, Services
+from graphs import get_spec
+from graphs.hitl import EditDecision, HITLResponse
+from graphs.spine import build_graph
+from graphs.trigger import TriggerError, dedupe_key, parse_trigger, thread_id_for
+from tools.registry import ToolArgumentError, pydantic_errors
+
+TERMINAL = {"completed", "escalated", "rejected", "nothing_to_do", "failed_terminal"}
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+class ApprovalNotFound(LookupError):
+    pass
+
+
+class ApprovalConflict(RuntimeError):
+    """The approval was already decided (by someone else, or by an earlier call)."""
+
+
+class DecisionError(ValueError):
+    """A decision that does not fit the pending request; `fields` names what is wrong."""
+
+    def __init__(self, fields: list[dict[str, str]]) -> None:
+        self.fields = fields
+        super().__init__("invalid decision: " + "; ".join(
+            f"{f['field']}: {f['message']}" for f in fields))
+
+
+@dataclass
+class RunView:
+    thread_id: str
+    graph: str
+    tenant_id: str
+    status: str
+    summary: str | None
+    deduplicated: bool = False
+    values: dict[str, Any] | None = None
+    pending_approval: dict[str, Any] | None = None
+
+
+class Runner:
+    def __init__(self, services: Services, checkpointer: BaseCheckpointSaver) -> None:
+        self.services = services
+        self.checkpointer = checkpointer
+        self._compiled: dict[str, Any] = {}
+        self._context = RunContext(services)
+
+    # ------------------------------------------------------------------ graph plumbing
+
+    def graph(self, name: str) -> Any:
+        if name not in self._compiled:
+            builder = build_graph(get_spec(name), self.services.settings)
+            self._compiled[name] = builder.compile(checkpointer=self.checkpointer)
+        return self._compiled[name]
+
+    @staticmethod
+    def config(thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}}
+
+    def _invoke(self, run: Run, graph_input: Any) -> None:
+        self._set_status(run.thread_id, "running")
+        self.graph(run.graph).invoke(graph_input, self.config(run.thread_id),
+                                     context=self._context, durability="sync")
+
+    # ------------------------------------------------------------------ runs
+
+    def submit(self, graph_name: str, raw_event: Any) -> RunView:
+        """Validate a trigger and start its run, or return the run it already started."""
+        spec = get_spec(graph_name)
+        envelope, payload = parse_trigger(raw_event, spec.event_types)
+        ref, scope = spec.dedupe_ref(envelope, payload)
+        key = dedupe_key(graph_name, envelope, ref, scope)
+        thread_id = thread_id_for(graph_name, key)
+        trigger = envelope.model_dump(mode="json")
+        try:
+            with self.services.db.session() as s:
+                existing = s.get(Run, thread_id)
+                if existing is None:
+                    s.add(Run(thread_id=thread_id, tenant_id=envelope.tenant_id,
+                              graph=graph_name, dedupe_key=key, trigger=trigger,
+                              status="queued"))
+        except IntegrityError:  # a concurrent submit of the same trigger won the insert
+            return self.view(thread_id, deduplicated=True)
+        if existing is None:
+            self._invoke(self._run(thread_id), {"trigger": trigger})
+            return self.sync(thread_id)
+        view = self.view(thread_id, deduplicated=True)
+        if view.status in ("queued", "running", "executing"):
+            return self.resume(thread_id)  # the first attempt died part-way: finish it
+        return view
+
+    def resume(self, thread_id: str) -> RunView:
+        """Continue a run that stopped part-way (crash, kill), from its last checkpoint.
+
+        A run parked on an approval that was already claimed is resumed with the recorded
+        decision, so a crash between claim and resume loses nothing.
+        """
+        run = self._run(thread_id)
+        state = self.graph(run.graph).get_state(self.config(thread_id))
+        if not state.values and not state.next:
+            self._invoke(run, {"trigger": run.trigger})
+        elif state.interrupts:
+            with self.services.db.session() as s:
+                approval = s.get(Approval, state.interrupts[0].id)
+            if approval is None or approval.status != "decided" or approval.decision is None:
+                return self.sync(thread_id)
+            self._invoke(run, Command(resume={approval.id: approval.decision}))
+        elif state.next:
+            self._invoke(run, None)
+        return self.sync(thread_id)
+
+    def sync(self, thread_id: str) -> RunView:
+        """Mirror the checkpoint into the runs/approvals tables (idempotent)."""
+        run = self._run(thread_id)
+        state = self.graph(run.graph).get_state(self.config(thread_id))
+        values = state.values or {}
+        if state.interrupts:
+            status = "needs_approval"
+            intr = state.interrupts[0]
+            with self.services.db.session() as s:
+                if s.get(Approval, intr.id) is None:
+                    s.add(Approval(id=intr.id, thread_id=thread_id, tenant_id=run.tenant_id,
+                                   graph=run.graph, status="pending",
+                                   severity=intr.value.get("severity", "MEDIUM"),
+                                   request=intr.value))
+        elif state.next:
+            status = "running"
+        else:
+            status = values.get("outcome", "completed")
+        node = state.next[0] if state.next else None
+        with self.services.db.session() as s:
+            s.execute(update(Run).where(Run.thread_id == thread_id).values(
+                status=status, current_node=node, summary=values.get("summary")
+                or values.get("plan_summary"), updated_at=datetime.now(UTC)))
+        return self.view(thread_id)
+
+    def _set_status(self, thread_id: str, status: str) -> None:
+        with self.services.db.session() as s:
+            s.execute(update(Run).where(Run.thread_id == thread_id).values(
+                status=status, updated_at=datetime.now(UTC)))
+
+    def _run(self, thread_id: str) -> Run:
+        with self.services.db.session() as s:
+            run = s.get(Run, thread_id)
+        if run is None:
+            raise RunNotFound(f"no run {thread_id!r}")
+        return run
+
+    def view(self, thread_id: str, *, deduplicated: bool = False) -> RunView:
+        run = self._run(thread_id)
+        state = self.graph(run.graph).get_state(self.config(thread_id))
+        pending = None
+        with self.services.db.session() as s:
+            approval = s.scalar(select(Approval).where(Approval.thread_id == thread_id,
+                                                       Approval.status == "pending"))
+            if approval is not None:
+                pending = {"id": approval.id, "severity": approval.severity,
+                           "request": approval.request}
+        return RunView(thread_id=run.thread_id, graph=run.graph, tenant_id=run.tenant_id,
+                       status=run.status, summary=run.summary, deduplicated=deduplicated,
+                       values=state.values, pending_approval=pending)
+
+    def list_runs(self, tenant_id: str | None = None) -> list[Run]:
+        with self.services.db.session() as s:
+            q = select(Run).order_by(Run.created_at)
+            if tenant_id:
+                q = q.where(Run.tenant_id == tenant_id)
+            return list(s.scalars(q))
+
+    def exceptions(self, tenant_id: str | None = None) -> list[AgentException]:
+        with self.services.db.session() as s:
+            q = select(AgentException).order_by(AgentException.created_at)
+            if tenant_id:
+                q = q.where(AgentException.tenant_id == tenant_id)
+            return list(s.scalars(q))
+
+    # ------------------------------------------------------------------ approvals
+
+    def pending_approvals(self, tenant_id: str | None = None) -> list[Approval]:
+        severity_rank = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
+        with self.services.db.session() as s:
+            q = select(Approval).where(Approval.status == "pending")
+            if tenant_id:
+                q = q.where(Approval.tenant_id == tenant_id)
+            rows = list(s.scalars(q))
+        return sorted(rows, key=lambda a: (severity_rank.get(a.severity, 9), a.created_at))
+
+    def approval_for(self, run_or_approval_id: str) -> Approval:
+        """Find a pending approval by its id or its run's thread id (the newest for a run)."""
+        with self.services.db.session() as s:
+            approval = s.get(Approval, run_or_approval_id)
+            if approval is None:
+                approval = s.scalar(select(Approval).where(
+                    Approval.thread_id == run_or_approval_id).order_by(
+                    Approval.created_at.desc()).limit(1))
+        if approval is None:
+            raise ApprovalNotFound(f"no approval for {run_or_approval_id!r}")
+        return approval
+
+    def validate_decision(self, approval: Approval, raw: Any) -> HITLResponse:
+        """Check a decision against the request it answers, before anything is claimed."""
+        try:
+            response = HITLResponse.model_validate(raw)
+        except ValidationError as exc:
+            raise DecisionError(pydantic_errors(exc)) from None
+        requests = approval.request.get("action_requests", [])
+        if len(response.decisions) != len(requests):
+            raise DecisionError([{"field": "decisions", "message": (
+                f"expected {len(requests)} decision(s), one per action request, "
+                f"got {len(response.decisions)}")}])
+        problems = []
+        for i, (decision, req) in enumerate(zip(response.decisions, requests, strict=True)):
+            if isinstance(decision, EditDecision):
+                if decision.edited_action.name != req["name"]:
+                    problems.append({"field": f"decisions.{i}.edited_action.name",
+                                     "message": f"must stay {req['name']!r}"})
+                    continue
+                try:
+                    self.services.registry.validate(req["name"], decision.edited_action.args)
+                except ToolArgumentError as exc:
+                    problems += [{"field": f"decisions.{i}.edited_action.args.{f['field']}",
+                                  "message": f["message"]} for f in exc.fields]
+        if problems:
+            raise DecisionError(problems)
+        return response
+
+    def decide(self, run_or_approval_id: str, raw_decision: Any, reviewer: str) -> RunView:
+        """Record a human decision exactly once and resume the run with it."""
+        approval = self.approval_for(run_or_approval_id)
+        if approval.status != "pending":
+            raise ApprovalConflict(f"approval {approval.id} was already decided by "
+                                   f"{approval.decided_by} at {approval.decided_at:%c}")
+        response = self.validate_decision(approval, raw_decision)
+        response.reviewer, response.approval_id = reviewer, approval.id
+        payload = response.model_dump(mode="json")
+        with self.services.db.session() as s:
+            claimed = s.execute(
+                update(Approval).where(Approval.id == approval.id,
+                                       Approval.status == "pending")
+                .values(status="decided", decision=payload, decided_by=reviewer,
+                        decided_at=datetime.now(UTC))).rowcount
+        if claimed != 1:
+            with self.services.db.session() as s:
+                winner = s.get(Approval, approval.id)
+            raise ApprovalConflict(f"approval {approval.id} was already decided by "
+                                   f"{winner.decided_by if winner else 'someone else'}")
+        run = self._run(approval.thread_id)
+        self._set_status(run.thread_id, "executing")
+        self._invoke(run, Command(resume={approval.id: payload}))
+        return self.sync(run.thread_id)
+
+    # ------------------------------------------------------------------ time travel
+
+    def history(self, thread_id: str) -> list[dict[str, Any]]:
+        """Checkpoints oldest first: step, the node that produced it, what runs next, time."""
+        run = self._run(thread_id)
+        snaps = list(self.graph(run.graph).get_state_history(self.config(thread_id)))
+        snaps.reverse()
+        out, produced_by = [], "(input)"
+        for snap in snaps:
+            out.append({"checkpoint_id": snap.config["configurable"]["checkpoint_id"],
+                        "step": snap.metadata.get("step") if snap.metadata else None,
+                        "source": snap.metadata.get("source") if snap.metadata else None,
+                        "node": produced_by, "next": list(snap.next),
+                        "created_at": snap.created_at,
+                        "interrupted": bool(snap.interrupts)})
+            produced_by = ", ".join(snap.next) if snap.next else "-"
+        return out
+
+
+__all__ = ["ApprovalConflict", "ApprovalNotFound", "DecisionError", "RunNotFound", "RunView",
+           "Runner", "TriggerError"]

@@ -1,0 +1,57 @@
+"""The services a graph node may use, built once per process from settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from autopilot.config import Settings
+from autopilot.db import Database, migrate
+from policy.engine import PolicyEngine
+from tools.catalog import build_registry
+from tools.executor import ToolExecutor
+from tools.faults import SandboxFaults
+from tools.registry import ToolRegistry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    registry: ToolRegistry
+    executor: ToolExecutor
+    policy: PolicyEngine
+
+    @classmethod
+    def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
+        settings = settings or Settings()
+        db = Database(settings)
+        if run_migrations:
+            migrate(db.engine)
+        registry = build_registry()
+        faults = SandboxFaults.from_json(settings.sandbox_faults)
+        return cls(settings=settings, db=db, registry=registry,
+                   executor=ToolExecutor(db, registry, faults), policy=PolicyEngine())
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+@dataclass
+class RunContext:
+    """LangGraph runtime context: not checkpointed, handed to every node of a run."""
+
+    services: Services
+
+
+_default: Services | None = None
+_lock = threading.Lock()
+
+
+def default_services() -> Services:
+    """Services from the environment, for hosts that pass no context (e.g. `langgraph dev`)."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Services.create()
+        return _default

@@ -1,0 +1,15 @@
+"""The maintenance autopilot (seed 001, workflow A) on the shared spine."""
+
+from graphs.maintenance import playbook
+from graphs.maintenance.events import EVENT_TYPES
+from graphs.spine import AutopilotSpec
+
+SPEC = AutopilotSpec(
+    name="maintenance",
+    description="Tenant issue / incident / PM due -> classify -> work order -> bids or vendor "
+                "-> dispatch + acknowledge -> SLA follow-up -> close-out.",
+    event_types=EVENT_TYPES,
+    dedupe_ref=playbook.dedupe_ref,
+    perceive=playbook.perceive,
+    plan=playbook.plan,
+)

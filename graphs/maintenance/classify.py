@@ -1,0 +1,108 @@
+"""Deterministic triage of a maintenance report: trade, priority, emergency, cost estimate.
+
+Rules follow seed 001 (gas smell, sparks, flooding, no heat in winter and injury are
+emergencies) and NYC HPD practice (heat season 1 Oct - 31 May). No model, no network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+EMERGENCY_RULES: list[tuple[str, str]] = [
+    ("gas_smell", r"\b(smell(s|ing)? (of |like )?gas|gas (leak|smell|odou?r)|rotten egg)"),
+    ("carbon_monoxide", r"\b(carbon monoxide|co (alarm|detector))"),
+    ("fire_or_smoke", r"\b(fire|smoke|smoking outlet|burning smell|smells? burning)\b"),
+    ("sparks", r"\b(spark(s|ing)?|arcing|melted outlet|exposed live wire)"),
+    ("flooding", r"\b(flood(ing|ed)?|burst pipe|pipe burst|water (is )?pouring|"
+                 r"water coming through the ceiling)"),
+    ("injury", r"\b(injur(y|ed|ies)|hurt|bleeding|fell|ambulance|hospital)\b"),
+    ("ceiling_collapse", r"\b(ceiling (collapsed|caved|fell)|collapse)"),
+]
+NO_HEAT = r"\b(no heat|heat (is )?(not working|off|out)|no heating|radiators? (is |are )?cold)"
+URGENT_RULES: list[tuple[str, str]] = [
+    ("no_hot_water", r"\bno hot water\b"),
+    ("no_water", r"\bno (running )?water\b"),
+    ("sewage", r"\b(sewage|sewer|backed up)\b"),
+    ("toilet_out", r"\btoilet (is )?(not working|broken|clogged|overflow)"),
+    ("active_leak", r"\b(leak(ing|s)?|dripping)\b"),
+    ("no_power", r"\b(no power|power (is )?out|outage)\b"),
+    ("cannot_lock", r"\b(can'?t lock|cannot lock|lock (is )?broken|door won'?t (lock|close))"),
+    ("elevator_out", r"\belevator\b.*\b(stuck|out of service|not working|broken)"),
+    ("no_heat", NO_HEAT),
+]
+
+CATEGORY_RULES: list[tuple[str, str]] = [
+    ("ELEVATOR", r"\belevator|lift\b"),
+    ("STRUCTURAL", r"\b(structural|foundation|roof|ceiling (collapsed|caved|fell)|facade|"
+                   r"stairs?|balcony|collapse)"),
+    ("PLUMBING", r"\b(gas|leak|pipe|drain|clog|toilet|faucet|sink|shower|tub|sewage|sewer|"
+                 r"water heater|hot water|no water|flood|burst)"),
+    ("HVAC", r"\b(heat|heating|radiator|boiler|a/?c\b|air condition|thermostat|ventilation|"
+             r"vent\b|carbon monoxide)"),
+    ("ELECTRICAL", r"\b(outlet|power|electric|breaker|light fixture|wiring|wire|spark|socket|"
+                   r"fuse)"),
+    ("APPLIANCE", r"\b(refrigerator|fridge|stove|oven|dishwasher|washer|dryer|microwave|range)"),
+    ("PEST", r"\b(roach(es)?|cockroach(es)?|mice|mouse|rats?|bed ?bugs?|pests?|insects|ants)\b"),
+    ("DOOR_WINDOW", r"\b(door|window|lock|key|buzzer|intercom)"),
+    ("PAINT_PLASTER", r"\b(paint|plaster|peeling|mold|mould|crack(ed)? wall)"),
+]
+
+BASE_COST = {"PLUMBING": 250, "HVAC": 350, "ELECTRICAL": 300, "APPLIANCE": 220, "PEST": 180,
+             "DOOR_WINDOW": 200, "PAINT_PLASTER": 400, "STRUCTURAL": 3500, "ELEVATOR": 900,
+             "GENERAL": 150}
+COST_RULES: list[tuple[str, str, int]] = [
+    ("PLUMBING", r"water heater", 1400),
+    ("PLUMBING", r"burst|flood|pouring", 1200),
+    ("PLUMBING", r"sewage|sewer|backed up", 900),
+    ("PLUMBING", r"gas", 600),
+    ("HVAC", r"boiler", 2400),
+    ("HVAC", r"no heat|radiator", 450),
+    ("ELECTRICAL", r"panel|rewir", 1800),
+    ("APPLIANCE", r"refrigerator|fridge", 450),
+    ("PEST", r"bed ?bug", 900),
+    ("DOOR_WINDOW", r"window", 350),
+    ("PAINT_PLASTER", r"mold|mould", 1200),
+    ("STRUCTURAL", r"roof", 7500),
+    ("STRUCTURAL", r"ceiling", 6000),
+    ("STRUCTURAL", r"facade", 12000),
+]
+SLA_HOURS = {"EMERGENCY": 4, "URGENT": 24, "ROUTINE": 72}
+
+
+@dataclass(frozen=True)
+class Triage:
+    category: str
+    priority: str
+    is_emergency: bool
+    estimated_cost: float
+    signals: list[str] = field(default_factory=list)
+    confidence: float = 0.9
+
+    @property
+    def sla_hours(self) -> int:
+        return SLA_HOURS[self.priority]
+
+
+def in_heat_season(moment: datetime) -> bool:
+    """NYC heat season: 1 October to 31 May."""
+    return moment.month >= 10 or moment.month <= 5
+
+
+def triage(text: str, reported_at: datetime, category_hint: str | None = None) -> Triage:
+    t = " ".join(text.lower().split())
+    signals = [name for name, rx in EMERGENCY_RULES if re.search(rx, t)]
+    if re.search(NO_HEAT, t) and in_heat_season(reported_at):
+        signals.append("no_heat_in_heat_season")
+    emergency = bool(signals)
+    urgent = [name for name, rx in URGENT_RULES
+              if re.search(rx, t) and not (emergency and name == "no_heat")]
+    category = category_hint or next(
+        (cat for cat, rx in CATEGORY_RULES if re.search(rx, t)), "GENERAL")
+    matched = [cost for cat, rx, cost in COST_RULES if cat == category and re.search(rx, t)]
+    cost = float(max(matched) if matched else BASE_COST[category])
+    priority = "EMERGENCY" if emergency else ("URGENT" if urgent else "ROUTINE")
+    known = category != "GENERAL" or category_hint is not None
+    confidence = 0.95 if emergency else (0.9 if known else 0.6)
+    return Triage(category, priority, emergency, cost, signals + urgent, confidence)

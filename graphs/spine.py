@@ -1,0 +1,417 @@
+"""The shared spine: perceive -> plan -> gate -> approval (interrupt) -> execute -> verify.
+
+`build_graph(spec)` returns an uncompiled `StateGraph`; whoever hosts it compiles it with
+its checkpointer (our runtime with SQLite/Postgres, `langgraph dev` with its own). An
+autopilot supplies only its trigger types, a perceive step and a planner; the gate,
+approvals, exactly-once execution, retries, verification and escalation live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.config import get_config
+from langgraph.errors import NodeError
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Command, RetryPolicy, interrupt
+from pydantic import BaseModel, ValidationError
+
+from autopilot.config import Settings
+from autopilot.models import AgentException
+from autopilot.services import RunContext, Services, default_services
+from graphs.hitl import (
+    ActionRequest,
+    EditDecision,
+    HITLRequest,
+    HITLResponse,
+    RejectDecision,
+    ReviewConfig,
+)
+from graphs.state import AutopilotState, Escalation, PlanResult, Proposal
+from graphs.trigger import TriggerEnvelope, parse_trigger
+from policy.engine import (
+    POLICY_ERROR,
+    ActionFacts,
+    Outcome,
+    PolicyDecision,
+    PolicyRequest,
+    RunFacts,
+    ToolFacts,
+)
+from tools.executor import Authorization, idempotency_key
+from tools.registry import ToolError, ToolKind, TransientToolError
+
+NODES = ("perceive", "plan", "gate", "approval", "execute", "verify")
+
+# Which exception-inbox category a blocking reason belongs to.
+REASON_CATEGORY = {
+    "SPEND_HARD_BLOCK": "FINANCIAL",
+    "SPEND_OVER_AUTO_LIMIT": "FINANCIAL",
+    "EMERGENCY_ALWAYS_ESCALATE": "SAFETY",
+    "VENDOR_AT_CAPACITY": "SLA",
+    POLICY_ERROR: "SYSTEM",
+}
+
+
+@dataclass(frozen=True)
+class Perception:
+    context: dict[str, Any]
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # {ref, source, summary}
+
+
+class NodeIO:
+    """What perceive and plan may touch: read tools through the registry, nothing else."""
+
+    def __init__(self, services: Services, tenant_id: str, thread_id: str) -> None:
+        self._services = services
+        self.tenant_id = tenant_id
+        self.thread_id = thread_id
+        self.now = datetime.now(UTC)
+
+    def read(self, tool: str, **args: Any) -> dict[str, Any]:
+        return self._services.executor.read(self.tenant_id, tool, args)
+
+    @property
+    def policy_limits(self) -> dict[str, Any]:
+        """The active policy thresholds, so a planner can avoid proposing what will be blocked."""
+        return self._services.policy.bundle.limits()
+
+
+PerceiveFn = Callable[[NodeIO, TriggerEnvelope, BaseModel], Perception]
+PlanFn = Callable[[NodeIO, TriggerEnvelope, BaseModel, Perception], PlanResult]
+DedupeFn = Callable[[TriggerEnvelope, BaseModel], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class AutopilotSpec:
+    """Everything that differs between autopilots."""
+
+    name: str
+    description: str
+    event_types: dict[str, type[BaseModel]]
+    dedupe_ref: DedupeFn  # (trigger ref, scope) for the dedupe key
+    perceive: PerceiveFn
+    plan: PlanFn
+
+
+def _services(runtime: Runtime[RunContext] | None) -> Services:
+    ctx = getattr(runtime, "context", None)
+    return ctx.services if isinstance(ctx, RunContext) else default_services()
+
+
+def _thread_id() -> str:
+    return str(get_config()["configurable"]["thread_id"])
+
+
+def _proposals(state: AutopilotState) -> list[Proposal]:
+    return [Proposal.model_validate(p) for p in state.get("proposals", [])]
+
+
+def _dump(proposals: list[Proposal]) -> list[dict[str, Any]]:
+    return [p.model_dump(mode="json") for p in proposals]
+
+
+def _escalation(**kwargs: Any) -> dict[str, Any]:
+    return Escalation(**kwargs).model_dump(mode="json")
+
+
+def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateGraph:
+    """The spine for one autopilot, uncompiled."""
+    settings = settings or Settings()
+
+    def perceive(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        services = _services(runtime)
+        envelope, payload = parse_trigger(state["trigger"], spec.event_types)
+        io = NodeIO(services, envelope.tenant_id, _thread_id())
+        seen = spec.perceive(io, envelope, payload)
+        return {"graph": spec.name, "tenant_id": envelope.tenant_id,
+                "context": seen.context, "evidence": seen.evidence, "approval_round": 0}
+
+    def plan(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        services = _services(runtime)
+        envelope, payload = parse_trigger(state["trigger"], spec.event_types)
+        io = NodeIO(services, envelope.tenant_id, _thread_id())
+        seen = Perception(state.get("context", {}), state.get("evidence", []))
+        result = spec.plan(io, envelope, payload, seen)
+        RunFacts.model_validate(result.run_facts)  # a planner typo fails here, not in Cedar
+        ids = [p.action_id for p in result.proposals]
+        problems = [f"duplicate action_id {i!r}" for i in {i for i in ids if ids.count(i) > 1}]
+        for p in result.proposals:
+            try:
+                spec_ = services.registry.get(p.tool)
+                if spec_.kind is not ToolKind.WRITE:
+                    problems.append(f"{p.action_id}: {p.tool} is a read tool; reads belong "
+                                    "in perceive")
+                p.args = services.registry.validate(p.tool, p.args).model_dump(mode="json")
+            except ToolError as exc:
+                problems.append(f"{p.action_id}: {exc}")
+            problems += [f"{p.action_id}: depends on unknown action {d!r}"
+                         for d in p.depends_on if d not in ids]
+        update: dict[str, Any] = {"proposals": _dump(result.proposals),
+                                  "run_facts": result.run_facts, "plan_summary": result.summary}
+        if problems:
+            update["escalation"] = _escalation(
+                severity="HIGH", category="SYSTEM", title="Planner produced invalid proposals",
+                details="; ".join(problems), decision_requested="Handle this trigger by hand")
+        elif result.escalation is not None:
+            update["escalation"] = result.escalation.model_dump(mode="json")
+        return update
+
+    def route_after_plan(state: AutopilotState) -> str:
+        if state.get("escalation"):
+            return "escalate"
+        return "gate" if state.get("proposals") else "finish"
+
+    def gate(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        services = _services(runtime)
+        proposals = _proposals(state)
+        tenant = state["tenant_id"]
+        for p in proposals:
+            if p.status != "proposed":
+                continue
+            decision = _decide(services, spec.name, tenant, p, state.get("run_facts", {}))
+            p.decision = decision.model_dump(mode="json")
+            p.status = {Outcome.ALLOW: "allowed", Outcome.REQUIRE_APPROVAL: "needs_approval",
+                        Outcome.BLOCK: "blocked"}[decision.outcome]
+        update: dict[str, Any] = {"proposals": _dump(proposals)}
+        blocked = [p for p in proposals if p.status == "blocked"]
+        if blocked:
+            reasons = sorted({r for p in blocked for r in (p.decision or {}).get("reasons", [])})
+            emergency = bool(state.get("run_facts", {}).get("is_emergency"))
+            update["escalation"] = _escalation(
+                severity="CRITICAL" if emergency else "HIGH",
+                category=next((REASON_CATEGORY[r] for r in reasons if r in REASON_CATEGORY),
+                              "FINANCIAL"),
+                title=f"Policy blocked {', '.join(p.tool for p in blocked)}",
+                details="; ".join(f"{p.action_id} {p.tool}: {p.description} -> BLOCK "
+                                  f"({', '.join((p.decision or {}).get('reasons', []))})"
+                                  for p in blocked),
+                blocked_rules=reasons,
+                decision_requested="Decide how to proceed outside the autopilot's authority "
+                                   "(e.g. approve spend through the owner, pick another vendor)",
+                evidence_refs=sorted({r for p in blocked for r in p.evidence_refs}))
+        return update
+
+    def route_after_gate(state: AutopilotState) -> str:
+        statuses = {p["status"] for p in state.get("proposals", [])}
+        if "blocked" in statuses:
+            return "escalate"
+        return "approval" if "needs_approval" in statuses else "execute"
+
+    def approval(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        # Nothing before interrupt() may have a side effect: this node re-runs on resume.
+        proposals = _proposals(state)
+        pending = [p for p in proposals if p.status == "needs_approval"]
+        request = _approval_request(_services(runtime), state, proposals, pending)
+        response = interrupt(request.model_dump(mode="json"), response_schema=HITLResponse)
+        if not isinstance(response, HITLResponse):
+            response = HITLResponse.model_validate(response)
+        if len(response.decisions) != len(pending):
+            raise ValueError(f"expected {len(pending)} decisions, got {len(response.decisions)}")
+        services = _services(runtime)
+        round_ = state.get("approval_round", 0) + 1
+        reviewer = response.reviewer or "unidentified-client"
+        approval_id = response.approval_id or f"{_thread_id()}:approval-{round_}"
+        for p, d in zip(pending, response.decisions, strict=True):
+            p.review = {"type": d.type, "reviewer": reviewer, "approval_id": approval_id,
+                        "round": round_, "at": datetime.now(UTC).isoformat()}
+            if isinstance(d, RejectDecision):
+                p.status, p.review["message"] = "rejected", d.message
+            elif isinstance(d, EditDecision):
+                if d.edited_action.name != p.tool:
+                    raise ValueError(f"edit of {p.action_id} must keep tool {p.tool!r}")
+                p.review["original_args"] = p.args
+                p.args = services.registry.validate(p.tool, d.edited_action.args).model_dump(
+                    mode="json")
+                p.status, p.decision = "proposed", None  # edited args go back through the gate
+            else:
+                p.status = "approved"
+        return {"proposals": _dump(proposals), "approval_round": round_}
+
+    def route_after_approval(state: AutopilotState) -> str:
+        statuses = {p["status"] for p in state.get("proposals", [])}
+        return "gate" if "proposed" in statuses else "execute"
+
+    def execute(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        services = _services(runtime)
+        proposals = _proposals(state)
+        thread_id, done = _thread_id(), set()
+        for p in proposals:
+            if p.status not in ("allowed", "approved"):
+                continue
+            if any(dep not in done for dep in p.depends_on):
+                p.status = "skipped"
+                continue
+            decision = PolicyDecision.model_validate(p.decision)
+            if p.status == "allowed" and decision.outcome is Outcome.ALLOW:
+                auth = Authorization(kind="policy", policy_version=decision.policy_version,
+                                     reasons=decision.reasons)
+            elif p.status == "approved" and decision.outcome is Outcome.REQUIRE_APPROVAL:
+                review = p.review or {}
+                auth = Authorization(kind="approval", policy_version=decision.policy_version,
+                                     reasons=decision.reasons,
+                                     approval_id=review.get("approval_id"),
+                                     reviewer=review.get("reviewer"))
+            else:  # never: status and decision disagree
+                raise RuntimeError(f"{p.action_id}: status {p.status} vs {decision.outcome}")
+            p.result, p.replayed = services.executor.write(
+                tenant_id=state["tenant_id"], thread_id=thread_id, action_id=p.action_id,
+                name=p.tool, args=p.args, authorization=auth)
+            p.status = "executed"
+            done.add(p.action_id)
+        return {"proposals": _dump(proposals)}
+
+    def execute_failed(state: AutopilotState, error: NodeError,
+                       runtime: Runtime[RunContext]) -> Command:
+        services = _services(runtime)
+        thread_id = _thread_id()
+        executed = [p.action_id for p in _proposals(state)
+                    if services.executor.recorded(idempotency_key(thread_id, p.action_id))]
+        transient = isinstance(error.error, TransientToolError)
+        return Command(goto="escalate", update={"escalation": _escalation(
+            severity="HIGH", category="SYSTEM",
+            title=("Tool kept failing after 3 tries" if transient
+                   else "Tool failed permanently"),
+            details=f"{type(error.error).__name__}: {error.error}. "
+                    f"Completed before the failure: {', '.join(executed) or 'nothing'}.",
+            decision_requested="Finish the remaining steps by hand or fix the cause and "
+                               "replay the run")})
+
+    def verify(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        services = _services(runtime)
+        checks, failures = [], []
+        for p in _proposals(state):
+            if p.status != "executed" or p.verify is None:
+                continue
+            actual = services.executor.read(state["tenant_id"], p.verify.tool, p.verify.args)
+            diff = {k: {"expected": v, "actual": actual.get(k)}
+                    for k, v in p.verify.expect.items() if actual.get(k) != v}
+            checks.append({"action_id": p.action_id, "ok": not diff, "diff": diff})
+            if diff:
+                failures.append(f"{p.action_id} {p.tool}: {diff}")
+        update: dict[str, Any] = {"verification": checks}
+        if failures:
+            update["escalation"] = _escalation(
+                severity="HIGH", category="SYSTEM", title="Verification failed",
+                details="; ".join(failures),
+                decision_requested="Check the records and correct them by hand")
+        return update
+
+    def route_after_verify(state: AutopilotState) -> str:
+        return "escalate" if state.get("escalation") else "finish"
+
+    def node_failed(state: AutopilotState, error: NodeError) -> Command:
+        return Command(goto="escalate", update={"escalation": _escalation(
+            severity="HIGH", category="SYSTEM", title=f"{error.node} failed",
+            details=f"{type(error.error).__name__}: {error.error}",
+            decision_requested="Handle this trigger by hand")})
+
+    def escalate(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        services = _services(runtime)
+        esc = Escalation.model_validate(state["escalation"])
+        thread_id = _thread_id()
+        tenant = state.get("tenant_id") or state["trigger"].get("tenant_id", "unknown")
+        with services.db.session() as s:
+            if s.get(AgentException, f"EXC-{thread_id}") is None:
+                s.add(AgentException(
+                    id=f"EXC-{thread_id}", tenant_id=tenant, thread_id=thread_id,
+                    graph=spec.name, severity=esc.severity, category=esc.category,
+                    title=esc.title, details=esc.details,
+                    context={"blocked_rules": esc.blocked_rules,
+                             "decision_requested": esc.decision_requested,
+                             "evidence_refs": esc.evidence_refs,
+                             "proposals": state.get("proposals", [])},
+                    status="OPEN"))
+        return {"outcome": "escalated", "summary": f"Escalated: {esc.title}"}
+
+    def finish(state: AutopilotState) -> dict[str, Any]:
+        proposals = _proposals(state)
+        executed = [p for p in proposals if p.status == "executed"]
+        if not proposals:
+            return {"outcome": "nothing_to_do", "summary": state.get("plan_summary", "")}
+        if not executed:
+            return {"outcome": "rejected", "summary": "Every proposed action was rejected"}
+        return {"outcome": "completed",
+                "summary": f"{state.get('plan_summary', '')} "
+                           f"({len(executed)}/{len(proposals)} actions executed and verified)"}
+
+    retry = RetryPolicy(max_attempts=3, initial_interval=settings.retry_initial_interval,
+                        backoff_factor=2.0, max_interval=5.0, retry_on=TransientToolError)
+    graph = StateGraph(AutopilotState, context_schema=RunContext)
+    graph.add_node("perceive", perceive, retry_policy=retry, error_handler=node_failed)
+    graph.add_node("plan", plan, error_handler=node_failed)
+    graph.add_node("gate", gate, error_handler=node_failed)
+    graph.add_node("approval", approval)
+    graph.add_node("execute", execute, retry_policy=retry, error_handler=execute_failed)
+    graph.add_node("verify", verify, retry_policy=retry, error_handler=node_failed)
+    graph.add_node("escalate", escalate)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "perceive")
+    graph.add_edge("perceive", "plan")
+    graph.add_conditional_edges("plan", route_after_plan, ["gate", "escalate", "finish"])
+    graph.add_conditional_edges("gate", route_after_gate, ["approval", "execute", "escalate"])
+    graph.add_conditional_edges("approval", route_after_approval, ["gate", "execute"])
+    graph.add_edge("execute", "verify")
+    graph.add_conditional_edges("verify", route_after_verify, ["escalate", "finish"])
+    graph.add_edge("escalate", END)
+    graph.add_edge("finish", END)
+    return graph
+
+
+def _decide(services: Services, graph: str, tenant: str, p: Proposal,
+            run_facts: dict[str, Any]) -> PolicyDecision:
+    """Gate one proposal; facts come from its (possibly edited) args, never from the planner."""
+    tool = services.registry.get(p.tool)
+    tool_facts = ToolFacts(name=tool.name, kind=tool.kind.value, reversible=tool.reversible,
+                           cost_class=tool.cost_class.value, risk=tool.risk.value)
+    try:
+        facts = ActionFacts.model_validate(services.executor.policy_facts(tenant, p.tool, p.args))
+        run = RunFacts.model_validate(run_facts)
+    except (ValidationError, ToolError) as exc:
+        return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
+                              policy_version=services.policy.version,
+                              errors=[f"could not compute policy facts: {exc}"])
+    return services.policy.evaluate(PolicyRequest(graph=graph, tenant_id=tenant, tool=tool_facts,
+                                                  facts=facts, run=run))
+
+
+def _approval_request(services: Services, state: AutopilotState, proposals: list[Proposal],
+                      pending: list[Proposal]) -> HITLRequest:
+    run_facts = state.get("run_facts", {})
+    severity = "CRITICAL" if run_facts.get("is_emergency") else (
+        "HIGH" if any("SPEND_OVER_AUTO_LIMIT" in (p.decision or {}).get("reasons", [])
+                      for p in pending) else "MEDIUM")
+    risks = []
+    for p in pending:
+        tool = services.registry.get(p.tool)
+        risks.append(f"{p.tool}: {tool.risk.value} risk, "
+                     f"{'reversible' if tool.reversible else 'irreversible'}, "
+                     f"cost class {tool.cost_class.value}")
+    return HITLRequest(
+        action_requests=[ActionRequest(name=p.tool, args=p.args, description=p.description)
+                         for p in pending],
+        review_configs=[ReviewConfig(action_name=p.tool,
+                                     allowed_decisions=["approve", "edit", "reject"],
+                                     args_schema=services.registry.get(p.tool)
+                                     .input_model.model_json_schema())
+                        for p in pending],
+        action_ids=[p.action_id for p in pending],
+        summary=state.get("plan_summary", ""),
+        severity=severity,
+        risk="; ".join(risks),
+        policy=[{"action_id": p.action_id, "outcome": (p.decision or {}).get("outcome"),
+                 "reasons": (p.decision or {}).get("reasons", []),
+                 "policy_version": (p.decision or {}).get("policy_version")} for p in pending],
+        evidence_refs=sorted({r for p in pending for r in p.evidence_refs}),
+        reasoning=[f"{p.action_id}: {p.reasoning} (confidence {p.confidence:.2f})"
+                   for p in pending],
+        rollback_plans=[f"{p.action_id}: {p.rollback_plan}" for p in pending],
+        also_runs_on_approval=[{"action_id": p.action_id, "tool": p.tool,
+                                "description": p.description}
+                               for p in proposals if p.status == "allowed"],
+        round=state.get("approval_round", 0) + 1,
+    )
