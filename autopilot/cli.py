@@ -1,0 +1,277 @@
+"""`autopilot` command line: demo, run, approvals, approve, history, resume, tools."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from autopilot.checkpoint import open_checkpointer
+from autopilot.config import Settings
+from autopilot.display import approvals_table, history_table, run_panel
+from autopilot.runtime import (
+    ApprovalConflict,
+    ApprovalNotFound,
+    DecisionError,
+    Runner,
+    RunNotFound,
+)
+from autopilot.seed import seed_tenant
+from autopilot.services import Services
+from graphs import UnknownGraphError, get_spec
+from graphs.trigger import TriggerError, parse_trigger
+
+app = typer.Typer(help="Governed autopilots: run, approve and inspect.", no_args_is_help=True,
+                  add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic-settings names the variable
+        raise fail(f"bad configuration: {exc}") from None
+
+
+@contextmanager
+def runner() -> Iterator[Runner]:
+    cfg = settings()
+    services = Services.create(cfg)
+    try:
+        with open_checkpointer(cfg) as checkpointer:
+            yield Runner(services, checkpointer)
+    finally:
+        services.close()
+
+
+def _load_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{what} is not valid JSON: {exc}") from None
+
+
+@app.command()
+def demo(
+    tenant: Annotated[str | None, typer.Option(help="tenant id (default: a fresh demo tenant)")]
+    = None,
+) -> None:
+    """Seed a sandbox tenant, fire realistic maintenance triggers, approve one, show the result."""
+    from autopilot.demo import run_demo
+
+    with runner() as r:
+        run_demo(r, out, tenant)
+
+
+@app.command()
+def seed(tenant: Annotated[str | None, typer.Option(help="tenant to seed")] = None) -> None:
+    """Load the sandbox property data for a tenant (idempotent)."""
+    with runner() as r:
+        t = tenant or r.services.settings.tenant_id
+        created = seed_tenant(r.services.db, t)
+        out.print(f"tenant {t}: {'seeded' if created else 'already seeded'}")
+
+
+@app.command()
+def run(
+    graph: Annotated[str, typer.Argument(help="autopilot graph id, e.g. maintenance")],
+    event_file: Annotated[Path | None, typer.Option("--event-file", "-f",
+                                                    help="trigger JSON (default: stdin)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the run as JSON")] = False,
+) -> None:
+    """Start a run from a trigger event (a repeated trigger returns the existing run)."""
+    try:
+        spec = get_spec(graph)
+    except UnknownGraphError as exc:
+        raise fail(str(exc)) from None
+    if event_file is not None:
+        if not event_file.is_file():
+            raise fail(f"event file {event_file} does not exist")
+        text = event_file.read_text()
+    else:
+        if sys.stdin.isatty():
+            raise fail("give --event-file FILE or pipe the event JSON on stdin")
+        text = sys.stdin.read()
+    raw = _load_json(text, "event")
+    try:  # validate before opening any database: a bad event writes nothing
+        parse_trigger(raw, spec.event_types)
+    except TriggerError as exc:
+        raise fail(str(exc)) from None
+    with runner() as r:
+        view = r.submit(graph, raw)
+        if as_json:
+            out.print_json(json.dumps({"thread_id": view.thread_id, "status": view.status,
+                                       "summary": view.summary,
+                                       "deduplicated": view.deduplicated,
+                                       "pending_approval": view.pending_approval},
+                                      default=str))
+        else:
+            out.print(run_panel(view))
+
+
+@app.command()
+def approvals(
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print full requests as JSON")] = False,
+) -> None:
+    """List pending approvals, most severe first, with the context a reviewer needs."""
+    with runner() as r:
+        rows = r.pending_approvals(tenant)
+        if as_json:
+            out.print_json(json.dumps([{"id": a.id, "thread_id": a.thread_id,
+                                        "severity": a.severity, "request": a.request}
+                                       for a in rows], default=str))
+        elif not rows:
+            out.print("No pending approvals.")
+        else:
+            out.print(approvals_table(rows))
+
+
+def _decisions(request: dict[str, Any], edit: str | None, reject: str | None,
+               decisions: str | None) -> dict[str, Any]:
+    if decisions:
+        parsed = _load_json(decisions, "--decisions")
+        return parsed if isinstance(parsed, dict) else {"decisions": parsed}
+    ids = request.get("action_ids", [])
+    if reject:
+        return {"decisions": [{"type": "reject", "message": reject} for _ in ids]}
+    edits: dict[str, Any] = {}
+    if edit:
+        parsed = _load_json(edit, "--edit")
+        if not isinstance(parsed, dict):
+            raise fail("--edit must be a JSON object")
+        if set(parsed) <= set(ids) and parsed:
+            edits = parsed
+        elif len(ids) == 1:
+            edits = {ids[0]: parsed}
+        else:
+            raise fail(f"--edit: several actions are pending ({', '.join(ids)}); "
+                       'give {"<action_id>": {...args}}')
+    out_: list[dict[str, Any]] = []
+    for action_id, req in zip(ids, request["action_requests"], strict=True):
+        if action_id in edits:
+            args = {**req["args"], **edits[action_id]}
+            out_.append({"type": "edit", "edited_action": {"name": req["name"], "args": args}})
+        else:
+            out_.append({"type": "approve"})
+    return {"decisions": out_}
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="run (thread) id or approval id")],
+    edit: Annotated[str | None, typer.Option(help="JSON args to change before approving "
+                                                  '(one action) or {"action_id": {...}}')] = None,
+    reject: Annotated[str | None, typer.Option(help="reject every pending action with this "
+                                                    "message")] = None,
+    decisions: Annotated[str | None, typer.Option(help="raw LangChain HITL decisions JSON")]
+    = None,
+    reviewer: Annotated[str | None, typer.Option("--as", help="reviewer identity")] = None,
+) -> None:
+    """Answer a pending approval (approve, edit or reject) and resume the run."""
+    if edit and reject:
+        raise fail("give either --edit or --reject, not both")
+    who = reviewer or os.environ.get("AUTOPILOT_REVIEWER") or getpass.getuser()
+    with runner() as r:
+        try:
+            approval = r.approval_for(run_id)
+            if approval.status != "pending":
+                raise ApprovalConflict(f"approval {approval.id} was already decided by "
+                                       f"{approval.decided_by} at {approval.decided_at}")
+            payload = _decisions(approval.request, edit, reject, decisions)
+            view = r.decide(approval.id, payload, who)
+        except (ApprovalNotFound, RunNotFound) as exc:
+            raise fail(str(exc)) from None
+        except ApprovalConflict as exc:
+            raise fail(str(exc), code=3) from None
+        except DecisionError as exc:
+            raise fail(str(exc)) from None
+        out.print(run_panel(view, title=f"decided by {who}"))
+
+
+@app.command()
+def history(run_id: Annotated[str, typer.Argument(help="run (thread) id")]) -> None:
+    """Show a run's checkpoints: step, node, what runs next, time."""
+    with runner() as r:
+        try:
+            out.print(history_table(run_id, r.history(run_id)))
+        except RunNotFound as exc:
+            raise fail(str(exc)) from None
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument(help="run (thread) id")]) -> None:
+    """Show a run's proposals, gate decisions, approvals and outcome."""
+    with runner() as r:
+        try:
+            out.print(run_panel(r.view(run_id)))
+        except RunNotFound as exc:
+            raise fail(str(exc)) from None
+
+
+@app.command()
+def runs(tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None) -> None:
+    """List runs with their status."""
+    from rich.table import Table
+
+    with runner() as r:
+        table = Table(title="Runs")
+        for col in ("run", "graph", "tenant", "status", "summary"):
+            table.add_column(col)
+        for run_ in r.list_runs(tenant):
+            table.add_row(run_.thread_id, run_.graph, run_.tenant_id, run_.status,
+                          run_.summary or "")
+        out.print(table)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str | None, typer.Argument(help="run to resume (default: all unfinished)")]
+    = None,
+) -> None:
+    """Finish runs that stopped part-way (crash, kill) from their last checkpoint."""
+    with runner() as r:
+        try:
+            ids = [run_id] if run_id else [x.thread_id for x in r.list_runs()
+                                           if x.status in ("queued", "running", "executing")]
+            for thread_id in ids:
+                out.print(run_panel(r.resume(thread_id), title=f"resumed {thread_id}"))
+            if not ids:
+                out.print("Nothing to resume.")
+        except RunNotFound as exc:
+            raise fail(str(exc)) from None
+
+
+@app.command()
+def tools(as_json: Annotated[bool, typer.Option("--json", help="JSON Schema catalogue")] = False
+          ) -> None:
+    """List the registered tools (or export the catalogue as JSON Schema)."""
+    from rich.table import Table
+
+    from tools.catalog import build_registry
+
+    registry = build_registry()
+    if as_json:
+        out.print_json(json.dumps(registry.catalogue()))
+        return
+    table = Table(title="Tool catalogue")
+    for col in ("tool", "kind", "reversible", "cost", "risk", "description"):
+        table.add_column(col)
+    for item in registry.catalogue()["tools"]:
+        table.add_row(item["name"], item["kind"], str(item["reversible"]), item["cost_class"],
+                      item["risk"], item["description"])
+    out.print(table)
