@@ -19,43 +19,36 @@ PROPOSAL_STYLE = {"executed": "green", "allowed": "green", "approved": "green",
 
 
 def run_panel(view: RunView, title: str | None = None) -> Panel:
+    """One run: status, summary, escalation or pending approval, then each proposed action."""
     values = view.values or {}
-    table = Table(show_header=True, header_style="bold", expand=True, box=None)
-    table.add_column("action")
-    table.add_column("tool")
-    table.add_column("gate")
-    table.add_column("status")
-    table.add_column("what", ratio=1)
-    for p in values.get("proposals", []):
-        decision = p.get("decision") or {}
-        gate = (f"{decision.get('outcome', '-')}\n[dim]{', '.join(decision.get('reasons', []))}"
-                "[/dim]") if decision else "-"
-        style = PROPOSAL_STYLE.get(p["status"], "")
-        status = f"[{style}]{p['status']}[/{style}]"
-        if p.get("replayed"):
-            status += " [dim](recorded result)[/dim]"
-        if p.get("review"):
-            status += f"\n[dim]{p['review']['type']} by {p['review']['reviewer']}[/dim]"
-        table.add_row(p["action_id"], p["tool"], gate, status, p["description"])
     style = STATUS_STYLE.get(view.status, "")
-    lines = [f"[bold]status[/bold] [{style}]{view.status}[/{style}]"
-             + ("  [dim](deduplicated: existing run)[/dim]" if view.deduplicated else ""),
-             f"[bold]summary[/bold] {view.summary or values.get('plan_summary', '')}"]
+    lines: list[str] = [
+        f"[bold]status[/bold] [{style}]{view.status}[/{style}]"
+        + ("  [dim](deduplicated: existing run returned)[/dim]" if view.deduplicated else ""),
+        f"[bold]summary[/bold] {view.summary or values.get('plan_summary', '')}",
+    ]
     esc = values.get("escalation")
     if esc:
         lines.append(f"[bold red]escalated[/bold red] {esc['severity']} {esc['category']}: "
-                     f"{esc['title']}\n  {esc['details']}\n  decision requested: "
-                     f"{esc['decision_requested']}")
+                     f"{esc['title']}\n  decision requested: {esc['decision_requested']}")
     if view.pending_approval:
         req = view.pending_approval["request"]
-        lines.append(f"[bold yellow]waiting for approval[/bold yellow] "
-                     f"{view.pending_approval['id']} ({req['severity']}): "
-                     + "; ".join(f"{p['action_id']} {p['outcome']} ({', '.join(p['reasons'])})"
-                                 for p in req["policy"]))
-    from rich.console import Group
-
-    return Panel(Group(*lines, table), title=title or f"{view.graph} · {view.thread_id}",
-                 border_style=style or "white")
+        lines.append(f"[bold yellow]waiting for approval[/bold yellow] ({req['severity']}) "
+                     f"id {view.pending_approval['id']}")
+    for p in values.get("proposals", []):
+        decision = p.get("decision") or {}
+        pstyle = PROPOSAL_STYLE.get(p["status"], "")
+        gate = (f"{decision['outcome']} ({', '.join(decision.get('reasons', []))})"
+                if decision else "not gated")
+        line = (f"  [{pstyle}]{p['status']:>14}[/{pstyle}]  [bold]{p['tool']}[/bold]  "
+                f"[dim]{gate}[/dim]\n                  {p['description']}")
+        if p.get("review"):
+            line += f"  [dim]· {p['review']['type']} by {p['review']['reviewer']}[/dim]"
+        if p.get("replayed"):
+            line += "  [dim]· recorded result returned[/dim]"
+        lines.append(line)
+    return Panel("\n".join(lines), title=title or f"{view.graph} · {view.thread_id}",
+                 subtitle=view.thread_id if title else None, border_style=style or "white")
 
 
 def approvals_table(rows: list[Approval]) -> Table:

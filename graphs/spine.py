@@ -189,7 +189,9 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 title=f"Policy blocked {', '.join(p.tool for p in blocked)}",
                 details="; ".join(f"{p.action_id} {p.tool}: {p.description} -> BLOCK "
                                   f"({', '.join((p.decision or {}).get('reasons', []))})"
-                                  for p in blocked),
+                                  for p in blocked)
+                + ". Nothing in this plan was executed: a plan with a blocked action is held "
+                  "whole for a manager.",
                 blocked_rules=reasons,
                 decision_requested="Decide how to proceed outside the autopilot's authority "
                                    "(e.g. approve spend through the owner, pick another vendor)",

@@ -28,3 +28,44 @@ def approve_all(view_or_request: Any) -> dict[str, Any]:
     request = getattr(view_or_request, "pending_approval", None)
     request = request["request"] if request else view_or_request
     return {"decisions": [{"type": "approve"} for _ in request["action_requests"]]}
+
+
+def query_app_db(env: dict[str, str], sql: str,
+                 params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the app database a test env points at, read directly (not through the app).
+
+    SQLite: `<AUTOPILOT_DATA_DIR>/autopilot.sqlite`; Postgres: `DATABASE_URL`. Write `?`
+    placeholders (turned into `%s` for psycopg); a fresh connection per call sees every commit.
+    """
+    import sqlite3
+    from contextlib import closing
+    from pathlib import Path
+
+    url = env.get("DATABASE_URL", "")
+    if url:
+        import psycopg
+
+        conninfo = url.replace("postgres://", "postgresql://", 1)
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            return [tuple(row) for row in conn.execute(sql.replace("?", "%s"), params)]
+    path = Path(env["AUTOPILOT_DATA_DIR"]) / "autopilot.sqlite"
+    if not path.is_file():
+        raise FileNotFoundError(f"no app database at {path}")
+    with closing(sqlite3.connect(path, timeout=30)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def autopilot_argv(*args: str) -> list[str]:
+    """Command line for the `autopilot` CLI in a child process (`python -m autopilot ...`)."""
+    import sys
+
+    return [sys.executable, "-m", "autopilot", *args]
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> Any:
+    """Run `autopilot ARGS` to completion in a child process; returns the CompletedProcess."""
+    import subprocess
+    from pathlib import Path
+
+    return subprocess.run(autopilot_argv(*args), env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=Path(env["AUTOPILOT_DATA_DIR"]).parent)

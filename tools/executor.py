@@ -57,7 +57,8 @@ class ToolExecutor:
             checked = spec.output_model.model_validate(result.model_dump())
         except ValidationError as exc:
             detail = "; ".join(f"{e['field']}: {e['message']}" for e in pydantic_errors(exc))
-            raise PermanentToolError(name, f"tool returned a malformed response: {detail}") from None
+            raise PermanentToolError(
+                name, f"tool returned a malformed response: {detail}") from None
         return checked.model_dump(mode="json")
 
     def read(self, tenant_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from graphs.trigger import TriggerEnvelope, stable_id
 PRIORITY_RANK = {"ROUTINE": 0, "URGENT": 1, "EMERGENCY": 2}
 VISIT_AFTER = {"EMERGENCY": timedelta(hours=2), "URGENT": timedelta(hours=20),
                "ROUTINE": timedelta(days=2)}
+FOLLOW_UP_LABEL = {"vendor_response": "vendor-response check", "sla_check": "SLA check",
+                   "satisfaction": "vendor review prompt"}
 SAFETY_NOTE = {
     "gas_smell": "If you smell gas: leave now, do not use switches or flames, and call 911 and "
                  "Con Edison at 1-800-752-6633 from outside.",
@@ -201,8 +203,8 @@ def _plan_repair(io: NodeIO, env: TriggerEnvelope, ctx: dict[str, Any],
     if vendor_step is not None:
         proposals.append(_follow_up(io, wo_id, "vendor_response", due, [vendor_step], refs))
     return PlanResult(proposals=proposals, run_facts=facts,
-                      summary=f"{tri.priority} {tri.category}: {_title(tri, ctx['text'])} "
-                              f"-> {wo_id}")
+                      summary=f"{tri.priority} {tri.category}: "
+                              f"{ctx['text'].strip().split('.')[0][:80]} -> {wo_id}")
 
 
 def _vendor_step(io: NodeIO, env: TriggerEnvelope, tri: Triage, wo_id: str, wo_step: str,
@@ -259,7 +261,7 @@ def _follow_up(io: NodeIO, wo_id: str, kind: str, due: datetime, depends_on: lis
         action_id="follow_up", tool="schedule_follow_up",
         args={"follow_up_id": fu_id, "work_order_id": wo_id, "kind": kind,
               "due_at": due.isoformat()},
-        description=f"Schedule {kind.replace('_', ' ')} check on {wo_id} for "
+        description=f"Schedule {FOLLOW_UP_LABEL[kind]} on {wo_id} for "
                     f"{due:%Y-%m-%d %H:%M}Z",
         confidence=0.95, reasoning="Every dispatched job gets a timer so a silent vendor is "
                                    "caught before the SLA is missed.",
