@@ -32,7 +32,7 @@ from graphs.trigger import TriggerError, parse_trigger
 app = typer.Typer(help="Governed autopilots: run, approve and inspect.", no_args_is_help=True,
                   add_completion=False)
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -246,11 +246,14 @@ def resume(
     """Finish runs that stopped part-way (crash, kill) from their last checkpoint."""
     with runner() as r:
         try:
-            ids = [run_id] if run_id else [x.thread_id for x in r.list_runs()
-                                           if x.status in ("queued", "running", "executing")]
+            ids = [run_id] if run_id else r.unfinished()
+            resumed = 0
             for thread_id in ids:
-                out.print(run_panel(r.resume(thread_id), title=f"resumed {thread_id}"))
-            if not ids:
+                view = r.resume(thread_id)
+                if run_id or view.status != "needs_approval":  # still waiting: not news
+                    out.print(run_panel(view, title=f"resumed {thread_id}"))
+                    resumed += 1
+            if not resumed:
                 out.print("Nothing to resume.")
         except RunNotFound as exc:
             raise fail(str(exc)) from None

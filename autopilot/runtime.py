@@ -108,8 +108,9 @@ class Runner:
             self._invoke(self._run(thread_id), {"trigger": trigger})
             return self.sync(thread_id)
         view = self.view(thread_id, deduplicated=True)
-        if view.status in ("queued", "running", "executing"):
-            return self.resume(thread_id)  # the first attempt died part-way: finish it
+        if view.status in ("queued", "running", "executing", "needs_approval"):
+            view = self.resume(thread_id)  # the first attempt may have died part-way: finish it
+            view.deduplicated = True
         return view
 
     def resume(self, thread_id: str) -> RunView:
@@ -133,29 +134,35 @@ class Runner:
         return self.sync(thread_id)
 
     def sync(self, thread_id: str) -> RunView:
-        """Mirror the checkpoint into the runs/approvals tables (idempotent)."""
+        """Mirror the checkpoint into the runs/approvals tables (idempotent) and return it."""
         run = self._run(thread_id)
         state = self.graph(run.graph).get_state(self.config(thread_id))
         values = state.values or {}
-        if state.interrupts:
-            status = "needs_approval"
-            intr = state.interrupts[0]
-            with self.services.db.session() as s:
-                if s.get(Approval, intr.id) is None:
-                    s.add(Approval(id=intr.id, thread_id=thread_id, tenant_id=run.tenant_id,
-                                   graph=run.graph, status="pending",
-                                   severity=intr.value.get("severity", "MEDIUM"),
-                                   request=intr.value))
-        elif state.next:
-            status = "running"
-        else:
-            status = values.get("outcome", "completed")
-        node = state.next[0] if state.next else None
+        pending = None
         with self.services.db.session() as s:
+            if state.interrupts:
+                status, intr = "needs_approval", state.interrupts[0]
+                approval = s.get(Approval, intr.id)
+                if approval is None:
+                    approval = Approval(id=intr.id, thread_id=thread_id, tenant_id=run.tenant_id,
+                                        graph=run.graph, status="pending",
+                                        severity=intr.value.get("severity", "MEDIUM"),
+                                        request=intr.value)
+                    s.add(approval)
+                if approval.status == "pending":
+                    pending = {"id": intr.id, "severity": approval.severity,
+                               "request": intr.value}
+            elif state.next:
+                status = "running"
+            else:
+                status = values.get("outcome", "completed")
+            summary = values.get("summary") or values.get("plan_summary")
             s.execute(update(Run).where(Run.thread_id == thread_id).values(
-                status=status, current_node=node, summary=values.get("summary")
-                or values.get("plan_summary"), updated_at=datetime.now(UTC)))
-        return self.view(thread_id)
+                status=status, current_node=state.next[0] if state.next else None,
+                summary=summary, updated_at=datetime.now(UTC)))
+        return RunView(thread_id=thread_id, graph=run.graph, tenant_id=run.tenant_id,
+                       status=status, summary=summary, values=values,
+                       pending_approval=pending)
 
     def _set_status(self, thread_id: str, status: str) -> None:
         with self.services.db.session() as s:
@@ -182,6 +189,12 @@ class Runner:
         return RunView(thread_id=run.thread_id, graph=run.graph, tenant_id=run.tenant_id,
                        status=run.status, summary=run.summary, deduplicated=deduplicated,
                        values=state.values, pending_approval=pending)
+
+    def unfinished(self) -> list[str]:
+        """Runs a crash may have stopped part-way (including a claimed, unapplied approval)."""
+        with self.services.db.session() as s:
+            return list(s.scalars(select(Run.thread_id).where(Run.status.in_(
+                ("queued", "running", "executing", "needs_approval"))).order_by(Run.created_at)))
 
     def list_runs(self, tenant_id: str | None = None) -> list[Run]:
         with self.services.db.session() as s:
@@ -256,19 +269,21 @@ class Runner:
         response = self.validate_decision(approval, raw_decision)
         response.reviewer, response.approval_id = reviewer, approval.id
         payload = response.model_dump(mode="json")
-        with self.services.db.session() as s:
+        with self.services.db.session() as s:  # claim and status change commit together
             claimed = s.execute(
                 update(Approval).where(Approval.id == approval.id,
                                        Approval.status == "pending")
                 .values(status="decided", decision=payload, decided_by=reviewer,
                         decided_at=datetime.now(UTC))).rowcount
+            if claimed == 1:
+                s.execute(update(Run).where(Run.thread_id == approval.thread_id).values(
+                    status="executing", updated_at=datetime.now(UTC)))
         if claimed != 1:
             with self.services.db.session() as s:
                 winner = s.get(Approval, approval.id)
             raise ApprovalConflict(f"approval {approval.id} was already decided by "
                                    f"{winner.decided_by if winner else 'someone else'}")
         run = self._run(approval.thread_id)
-        self._set_status(run.thread_id, "executing")
         self._invoke(run, Command(resume={approval.id: payload}))
         return self.sync(run.thread_id)
 

@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -88,6 +88,7 @@ class Stats:
     mean_ms: float
     min_ms: float
     max_ms: float
+    samples_ms: list[float] = field(default_factory=list)  # in run order
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -101,10 +102,12 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def summarise(latencies_s: list[float]) -> Stats:
-    ms = sorted(x * 1000 for x in latencies_s)
+    samples = [x * 1000 for x in latencies_s]
+    ms = sorted(samples)
     return Stats(runs=len(ms), runs_per_s=len(ms) / (sum(ms) / 1000),
                  p50_ms=percentile(ms, 50), p99_ms=percentile(ms, 99),
-                 mean_ms=sum(ms) / len(ms), min_ms=ms[0], max_ms=ms[-1])
+                 mean_ms=sum(ms) / len(ms), min_ms=ms[0], max_ms=ms[-1],
+                 samples_ms=[round(x, 3) for x in samples])
 
 
 # ---------------------------------------------------------------------------- governed run
@@ -333,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
 
+    load_before = os.getloadavg()
     started = time.perf_counter()
     results = [bench_sqlite(args.warmup, args.runs)]
     pg_url = os.environ.get("DATABASE_URL", "")
@@ -344,7 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     total_s = time.perf_counter() - started
 
     render(results, args.warmup)
-    console.print(f"total wall time {total_s:.1f} s")
+    load_after = os.getloadavg()
+    console.print(f"total wall time {total_s:.1f} s; load average (1 min) {load_before[0]:.2f} "
+                  f"before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs "
+                  "(other load on the machine skews the figures)")
 
     report = {
         "benchmark": "spine_overhead",
@@ -355,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         "postgres_server": _redact(pg_url) if pg_url.startswith("postgres") else None,
         "versions": versions(),
         "total_wall_s": total_s,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
         "results": [asdict(r) for r in results],
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

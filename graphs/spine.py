@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from langgraph.config import get_config
@@ -381,6 +382,11 @@ def _decide(services: Services, graph: str, tenant: str, p: Proposal,
                                                   facts=facts, run=run))
 
 
+@lru_cache(maxsize=256)
+def _args_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 def _approval_request(services: Services, state: AutopilotState, proposals: list[Proposal],
                       pending: list[Proposal]) -> HITLRequest:
     run_facts = state.get("run_facts", {})
@@ -398,8 +404,8 @@ def _approval_request(services: Services, state: AutopilotState, proposals: list
                          for p in pending],
         review_configs=[ReviewConfig(action_name=p.tool,
                                      allowed_decisions=["approve", "edit", "reject"],
-                                     args_schema=services.registry.get(p.tool)
-                                     .input_model.model_json_schema())
+                                     args_schema=_args_schema(services.registry.get(p.tool)
+                                                              .input_model))
                         for p in pending],
         action_ids=[p.action_id for p in pending],
         summary=state.get("plan_summary", ""),

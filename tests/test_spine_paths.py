@@ -268,3 +268,25 @@ def test_invalid_planner_output_escalates_and_executes_nothing(runner: Runner) -
     details = state["escalation"]["details"]
     assert "estimated_cost" in details and "wire_money" in details
     assert _count(runner, WorkOrder, WorkOrder.id == "WO-V2") == 0
+
+
+def test_claimed_but_unapplied_decision_is_finished_by_resume(runner: Runner) -> None:
+    """A crash between claiming an approval and resuming the graph loses nothing."""
+    from sqlalchemy import update
+
+    from autopilot.models import Approval, Run
+
+    view = _needs_dispatch_approval(runner)
+    approval_id = view.pending_approval["id"]
+    decision = {"decisions": [{"type": "approve"}], "reviewer": "alice",
+                "approval_id": approval_id}
+    with runner.services.db.session() as s:  # what decide() commits before it resumes
+        s.execute(update(Approval).where(Approval.id == approval_id).values(
+            status="decided", decision=decision, decided_by="alice"))
+        s.execute(update(Run).where(Run.thread_id == view.thread_id).values(status="executing"))
+    assert view.thread_id in runner.unfinished()
+    done = runner.resume(view.thread_id)
+    assert done.status == "completed"
+    assert _by_action(done)["dispatch"]["review"]["reviewer"] == "alice"
+    again = runner.submit("maintenance", issue(10, unit="P-FLATBUSH-3B", text=WATER_HEATER))
+    assert again.deduplicated and again.status == "completed"
