@@ -20,6 +20,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -35,6 +36,25 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -102,13 +122,13 @@ class WorkOrder(TenantKeyed, Base):
     estimated_cost: Mapped[float] = mapped_column(Numeric(12, 2))
     not_to_exceed: Mapped[float | None] = mapped_column(Numeric(12, 2), nullable=True)
     vendor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    sla_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     source_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     final_cost: Mapped[float | None] = mapped_column(Numeric(12, 2), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (
         Index("ix_work_orders_open_by_unit", "tenant_id", "unit_id", "category", "status"),
@@ -120,8 +140,8 @@ class BidRequest(TenantKeyed, Base):
     work_order_id: Mapped[str] = mapped_column(String(64), index=True)
     vendor_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="REQUESTED")
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Message(TenantKeyed, Base):
@@ -133,7 +153,7 @@ class Message(TenantKeyed, Base):
     channel: Mapped[str] = mapped_column(String(10))
     body: Mapped[str] = mapped_column(Text)
     related_work_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class PMSchedule(TenantKeyed, Base):
@@ -143,9 +163,9 @@ class PMSchedule(TenantKeyed, Base):
     task: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(32))
     frequency_days: Mapped[int] = mapped_column(Integer)
-    next_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    next_due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     last_completed_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
+        UTCDateTime(), nullable=True
     )
     contract_vendor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     contract_price: Mapped[float | None] = mapped_column(Numeric(12, 2), nullable=True)
@@ -157,7 +177,7 @@ class ComplianceItem(TenantKeyed, Base):
     kind: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     authority: Mapped[str] = mapped_column(String(100))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     status: Mapped[str] = mapped_column(String(16), default="OPEN")
 
 
@@ -165,9 +185,9 @@ class FollowUp(TenantKeyed, Base):
     __tablename__ = "follow_ups"
     work_order_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     status: Mapped[str] = mapped_column(String(16), default="SCHEDULED")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 # --------------------------------------------------------------------------- runtime
@@ -185,8 +205,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(24), index=True)
     current_node: Mapped[str | None] = mapped_column(String(40), nullable=True)
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Approval(Base):
@@ -205,8 +225,8 @@ class Approval(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ToolCall(Base):
@@ -221,7 +241,7 @@ class ToolCall(Base):
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
     output: Mapped[dict[str, Any]] = mapped_column(JSON)
     authorization: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AgentException(Base):
@@ -238,7 +258,7 @@ class AgentException(Base):
     details: Mapped[str] = mapped_column(Text)
     context: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="OPEN")
-    requires_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requires_by: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("thread_id", name="uq_agent_exceptions_thread_id"),)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from autopilot.models import (
@@ -207,7 +207,7 @@ class CreateWorkOrder(Strict):
     title: str = Field(min_length=3, max_length=300)
     description: str = Field(min_length=1)
     estimated_cost: float = Field(ge=0)
-    sla_due_at: datetime
+    sla_due_at: AwareDatetime
     source_ref: str | None = None
 
 
@@ -223,7 +223,7 @@ class DispatchVendor(Strict):
     category: Category
     priority: Priority
     not_to_exceed: float = Field(gt=0, description="spend ceiling the vendor may invoice")
-    scheduled_for: datetime
+    scheduled_for: AwareDatetime
 
 
 class RequestBids(Strict):
@@ -244,7 +244,7 @@ class ScheduleFollowUp(Strict):
     follow_up_id: str = Field(min_length=1, max_length=64)
     work_order_id: str = Field(min_length=1)
     kind: Literal["vendor_response", "sla_check", "satisfaction"]
-    due_at: datetime
+    due_at: AwareDatetime
 
 
 class CloseWorkOrder(Strict):
