@@ -46,6 +46,7 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver]:
         conn = sqlite3.connect(str(settings.checkpoint_path), check_same_thread=False,
                                timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # same durability trade-off as the app DB
         conn.execute("PRAGMA busy_timeout=30000")
         saver = SqliteSaver(conn)
         saver.setup()

@@ -80,10 +80,13 @@ class Runner:
     def config(thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}}
 
-    def _invoke(self, run: Run, graph_input: Any) -> None:
-        self._set_status(run.thread_id, "running")
+    def _invoke(self, run: Run, graph_input: Any, status: str | None = "running") -> RunView:
+        """Drive the graph until it finishes or interrupts, then mirror its state."""
+        if status is not None:
+            self._set_status(run.thread_id, status)
         self.graph(run.graph).invoke(graph_input, self.config(run.thread_id),
                                      context=self._context, durability="sync")
+        return self._sync(run)
 
     # ------------------------------------------------------------------ runs
 
@@ -99,14 +102,14 @@ class Runner:
             with self.services.db.session() as s:
                 existing = s.get(Run, thread_id)
                 if existing is None:
-                    s.add(Run(thread_id=thread_id, tenant_id=envelope.tenant_id,
+                    run = Run(thread_id=thread_id, tenant_id=envelope.tenant_id,
                               graph=graph_name, dedupe_key=key, trigger=trigger,
-                              status="queued"))
+                              status="running")
+                    s.add(run)
         except IntegrityError:  # a concurrent submit of the same trigger won the insert
             return self.view(thread_id, deduplicated=True)
         if existing is None:
-            self._invoke(self._run(thread_id), {"trigger": trigger})
-            return self.sync(thread_id)
+            return self._invoke(run, {"trigger": trigger}, status=None)
         view = self.view(thread_id, deduplicated=True)
         if view.status in ("queued", "running", "executing", "needs_approval"):
             view = self.resume(thread_id)  # the first attempt may have died part-way: finish it
@@ -122,20 +125,24 @@ class Runner:
         run = self._run(thread_id)
         state = self.graph(run.graph).get_state(self.config(thread_id))
         if not state.values and not state.next:
-            self._invoke(run, {"trigger": run.trigger})
-        elif state.interrupts:
+            return self._invoke(run, {"trigger": run.trigger})
+        if state.interrupts:
             with self.services.db.session() as s:
                 approval = s.get(Approval, state.interrupts[0].id)
             if approval is None or approval.status != "decided" or approval.decision is None:
-                return self.sync(thread_id)
-            self._invoke(run, Command(resume={approval.id: approval.decision}))
-        elif state.next:
-            self._invoke(run, None)
-        return self.sync(thread_id)
+                return self._sync(run)
+            return self._invoke(run, Command(resume={approval.id: approval.decision}),
+                                status="executing")
+        if state.next:
+            return self._invoke(run, None)
+        return self._sync(run)
 
     def sync(self, thread_id: str) -> RunView:
         """Mirror the checkpoint into the runs/approvals tables (idempotent) and return it."""
-        run = self._run(thread_id)
+        return self._sync(self._run(thread_id))
+
+    def _sync(self, run: Run) -> RunView:
+        thread_id = run.thread_id
         state = self.graph(run.graph).get_state(self.config(thread_id))
         values = state.values or {}
         pending = None
@@ -283,9 +290,9 @@ class Runner:
                 winner = s.get(Approval, approval.id)
             raise ApprovalConflict(f"approval {approval.id} was already decided by "
                                    f"{winner.decided_by if winner else 'someone else'}")
-        run = self._run(approval.thread_id)
-        self._invoke(run, Command(resume={approval.id: payload}))
-        return self.sync(run.thread_id)
+        run = Run(thread_id=approval.thread_id, graph=approval.graph,
+                  tenant_id=approval.tenant_id)  # what _invoke needs; no second read
+        return self._invoke(run, Command(resume={approval.id: payload}), status=None)
 
     # ------------------------------------------------------------------ time travel
 

@@ -107,17 +107,14 @@ class ToolExecutor:
             )
         parsed = self.registry.validate(name, args)
         key = idempotency_key(thread_id, action_id)
-        prior = self.recorded(key)
-        if prior is not None:
-            return prior.output, True
-        self.faults.before_call(name)
         try:
             with self.db.session() as session:
-                # Re-check inside the transaction: on SQLite a concurrent writer has committed
-                # by the time this BEGIN IMMEDIATE gets the lock.
+                # Checked inside the transaction: on SQLite a concurrent writer has committed
+                # by the time BEGIN IMMEDIATE gets the lock; on Postgres the unique key decides.
                 prior = session.get(ToolCall, key)
                 if prior is not None:
                     return prior.output, True
+                self.faults.before_call(name)
                 ctx = ToolContext(session=session, tenant_id=tenant_id, now=datetime.now(UTC),
                                   thread_id=thread_id, idempotency_key=key)
                 output = self._output(name, spec.handler(ctx, parsed))
