@@ -239,6 +239,30 @@ def runs(tenant: Annotated[str | None, typer.Option(help="only this tenant")] = 
 
 
 @app.command()
+def exceptions(tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None
+               ) -> None:
+    """List escalations for managers: severity, category, blocked rules, decision requested."""
+    from rich.table import Table
+
+    rank = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
+    with runner() as r:
+        rows = sorted(r.exceptions(tenant), key=lambda e: (rank.get(e.severity, 9),
+                                                           e.created_at))
+        if not rows:
+            out.print("No exceptions.")
+            return
+        table = Table(title="Exception inbox", show_lines=True)
+        for col in ("run", "severity", "category", "title", "blocked rules",
+                    "decision requested", "status"):
+            table.add_column(col)
+        for e in rows:
+            table.add_row(e.thread_id, e.severity, e.category, f"{e.title}\n[dim]{e.details}[/dim]",
+                          ", ".join(e.context.get("blocked_rules", [])),
+                          e.context.get("decision_requested", ""), e.status)
+        out.print(table)
+
+
+@app.command()
 def resume(
     run_id: Annotated[str | None, typer.Argument(help="run to resume (default: all unfinished)")]
     = None,

@@ -126,3 +126,5 @@ def test_demo_shows_every_path_in_under_a_minute(sqlite_env: dict[str, str]) -> 
     assert "BLOCK (SPEND_HARD_BLOCK)" in out
     assert "escalated" in out and "Gas smell: approved and finished" in out
     assert "deduplicated" in out
+    inbox = cli(sqlite_env, "exceptions")
+    assert inbox.returncode == 0 and "SPEND_HARD_BLOCK" in inbox.stdout
