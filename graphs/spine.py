@@ -32,7 +32,7 @@ from graphs.hitl import (
     RejectDecision,
     ReviewConfig,
 )
-from graphs.state import AutopilotState, Escalation, PlanResult, Proposal
+from graphs.state import AutopilotInput, AutopilotState, Escalation, PlanResult, Proposal
 from graphs.trigger import TriggerEnvelope, parse_trigger
 from policy.engine import (
     POLICY_ERROR,
@@ -344,7 +344,8 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
 
     retry = RetryPolicy(max_attempts=3, initial_interval=settings.retry_initial_interval,
                         backoff_factor=2.0, max_interval=5.0, retry_on=TransientToolError)
-    graph = StateGraph(AutopilotState, context_schema=RunContext)
+    # No context_schema: the runtime context carries live services, which have no JSON schema.
+    graph = StateGraph(AutopilotState, input_schema=AutopilotInput)
     graph.add_node("perceive", perceive, retry_policy=retry, error_handler=node_failed)
     graph.add_node("plan", plan, error_handler=node_failed)
     graph.add_node("gate", gate, error_handler=node_failed)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 ProposalStatus = Literal[
     "proposed",        # from the planner or an edit; the gate has not judged it yet
@@ -69,6 +70,12 @@ class PlanResult(BaseModel):
     run_facts: dict[str, Any] = {}
     summary: str
     escalation: Escalation | None = None
+
+
+class AutopilotInput(TypedDict):
+    """What starts a run: the trigger envelope (see graphs/trigger.py)."""
+
+    trigger: dict[str, Any]
 
 
 class AutopilotState(TypedDict, total=False):

@@ -290,3 +290,20 @@ def test_claimed_but_unapplied_decision_is_finished_by_resume(runner: Runner) ->
     assert _by_action(done)["dispatch"]["review"]["reviewer"] == "alice"
     again = runner.submit("maintenance", issue(10, unit="P-FLATBUSH-3B", text=WATER_HEATER))
     assert again.deduplicated and again.status == "completed"
+
+
+@pytest.mark.parametrize("forged_status", ["approved", "allowed"])
+def test_forged_state_cannot_execute_a_write(runner: Runner, forged_status: str) -> None:
+    """Editing checkpointed state (time travel, a bug) to skip the approval still runs nothing."""
+    view = _needs_dispatch_approval(runner)
+    graph, config = runner.graph("maintenance"), runner.config(view.thread_id)
+    proposals = graph.get_state(config).values["proposals"]
+    for p in proposals:
+        if p["status"] == "needs_approval":
+            p["status"] = forged_status  # no review, decision still REQUIRE_APPROVAL
+    graph.update_state(config, {"proposals": proposals}, as_node="approval")
+    graph.invoke(None, config, context=RunContext(runner.services))
+    state = graph.get_state(config).values
+    assert state["outcome"] == "escalated"
+    assert _count(runner, ToolCall, ToolCall.thread_id == view.thread_id,
+                  ToolCall.tool == "dispatch_vendor") == 0
