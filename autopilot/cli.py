@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
@@ -50,12 +52,23 @@ def settings() -> Settings:
 @contextmanager
 def runner() -> Iterator[Runner]:
     cfg = settings()
-    services = Services.create(cfg)
+    try:
+        services = Services.create(cfg)
+    except ValueError as exc:  # e.g. a malformed AUTOPILOT_SANDBOX_FAULTS
+        raise fail(f"bad configuration: {exc}") from None
+    except (SQLAlchemyError, psycopg.Error) as exc:
+        raise fail(f"cannot open the database ({_where(cfg)}): {exc}") from None
     try:
         with open_checkpointer(cfg) as checkpointer:
             yield Runner(services, checkpointer)
+    except (OperationalError, psycopg.OperationalError) as exc:
+        raise fail(f"database error ({_where(cfg)}): {exc}") from None
     finally:
         services.close()
+
+
+def _where(cfg: Settings) -> str:
+    return "DATABASE_URL" if cfg.uses_postgres else f"SQLite in {cfg.data_dir}"
 
 
 def _load_json(text: str, what: str) -> Any:
@@ -101,7 +114,10 @@ def run(
     if event_file is not None:
         if not event_file.is_file():
             raise fail(f"event file {event_file} does not exist")
-        text = event_file.read_text()
+        try:
+            text = event_file.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise fail(f"cannot read event file {event_file}: {exc}") from None
     else:
         if sys.stdin.isatty():
             raise fail("give --event-file FILE or pipe the event JSON on stdin")
@@ -143,18 +159,22 @@ def approvals(
 
 def _decisions(request: dict[str, Any], edit: str | None, reject: str | None,
                decisions: str | None) -> dict[str, Any]:
-    if decisions:
+    if decisions is not None:
         parsed = _load_json(decisions, "--decisions")
         return parsed if isinstance(parsed, dict) else {"decisions": parsed}
     ids = request.get("action_ids", [])
-    if reject:
+    if reject is not None:
+        if not reject.strip():
+            raise fail("--reject needs a message saying why")
         return {"decisions": [{"type": "reject", "message": reject} for _ in ids]}
     edits: dict[str, Any] = {}
-    if edit:
+    if edit is not None:
         parsed = _load_json(edit, "--edit")
         if not isinstance(parsed, dict):
             raise fail("--edit must be a JSON object")
-        if set(parsed) <= set(ids) and parsed:
+        if not parsed:
+            raise fail("--edit needs the arguments to change, e.g. '{\"not_to_exceed\": 700}'")
+        if set(parsed) <= set(ids):
             edits = parsed
         elif len(ids) == 1:
             edits = {ids[0]: parsed}
@@ -183,8 +203,8 @@ def approve(
     reviewer: Annotated[str | None, typer.Option("--as", help="reviewer identity")] = None,
 ) -> None:
     """Answer a pending approval (approve, edit or reject) and resume the run."""
-    if edit and reject:
-        raise fail("give either --edit or --reject, not both")
+    if sum(opt is not None for opt in (edit, reject, decisions)) > 1:
+        raise fail("give at most one of --edit, --reject, --decisions")
     who = reviewer or os.environ.get("AUTOPILOT_REVIEWER") or getpass.getuser()
     with runner() as r:
         try:

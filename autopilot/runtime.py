@@ -163,6 +163,13 @@ class Runner:
                 status = "running"
             else:
                 status = values.get("outcome", "completed")
+            # A pending row whose interrupt is gone was answered elsewhere (e.g. by a client
+            # resuming the graph directly): it can no longer be decided here.
+            live = [i.id for i in state.interrupts]
+            s.execute(update(Approval).where(Approval.thread_id == thread_id,
+                                             Approval.status == "pending",
+                                             Approval.id.not_in(live))
+                      .values(status="superseded"))
             summary = values.get("summary") or values.get("plan_summary")
             s.execute(update(Run).where(Run.thread_id == thread_id).values(
                 status=status, current_node=state.next[0] if state.next else None,

@@ -22,7 +22,7 @@ from langgraph.types import Command, RetryPolicy, interrupt
 from pydantic import BaseModel, ValidationError
 
 from autopilot.config import Settings
-from autopilot.models import AgentException
+from autopilot.models import AgentException, Approval
 from autopilot.services import RunContext, Services, default_services
 from graphs.hitl import (
     ActionRequest,
@@ -179,24 +179,9 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             p.status = {Outcome.ALLOW: "allowed", Outcome.REQUIRE_APPROVAL: "needs_approval",
                         Outcome.BLOCK: "blocked"}[decision.outcome]
         update: dict[str, Any] = {"proposals": _dump(proposals)}
-        blocked = [p for p in proposals if p.status == "blocked"]
-        if blocked:
-            reasons = sorted({r for p in blocked for r in (p.decision or {}).get("reasons", [])})
-            emergency = bool(state.get("run_facts", {}).get("is_emergency"))
-            update["escalation"] = _escalation(
-                severity="CRITICAL" if emergency else "HIGH",
-                category=next((REASON_CATEGORY[r] for r in reasons if r in REASON_CATEGORY),
-                              "FINANCIAL"),
-                title=f"Policy blocked {', '.join(p.tool for p in blocked)}",
-                details="; ".join(f"{p.action_id} {p.tool}: {p.description} -> BLOCK "
-                                  f"({', '.join((p.decision or {}).get('reasons', []))})"
-                                  for p in blocked)
-                + ". Nothing in this plan was executed: a plan with a blocked action is held "
-                  "whole for a manager.",
-                blocked_rules=reasons,
-                decision_requested="Decide how to proceed outside the autopilot's authority "
-                                   "(e.g. approve spend through the owner, pick another vendor)",
-                evidence_refs=sorted({r for p in blocked for r in p.evidence_refs}))
+        escalation = _blocked_escalation(proposals, state.get("run_facts", {}))
+        if escalation:
+            update["escalation"] = escalation
         return update
 
     def route_after_gate(state: AutopilotState) -> str:
@@ -219,6 +204,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         round_ = state.get("approval_round", 0) + 1
         reviewer = response.reviewer or "unidentified-client"
         approval_id = response.approval_id or f"{_thread_id()}:approval-{round_}"
+        _record_approval(services, state, approval_id, request, response, reviewer)
         for p, d in zip(pending, response.decisions, strict=True):
             p.review = {"type": d.type, "reviewer": reviewer, "approval_id": approval_id,
                         "round": round_, "at": datetime.now(UTC).isoformat()}
@@ -227,9 +213,8 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             elif isinstance(d, EditDecision):
                 if d.edited_action.name != p.tool:
                     raise ValueError(f"edit of {p.action_id} must keep tool {p.tool!r}")
-                p.review["original_args"] = p.args
-                p.args = services.registry.validate(p.tool, d.edited_action.args).model_dump(
-                    mode="json")
+                _apply_edit(p, services.registry.validate(p.tool, d.edited_action.args)
+                            .model_dump(mode="json"))
                 p.status, p.decision = "proposed", None  # edited args go back through the gate
             else:
                 p.status = "approved"
@@ -242,31 +227,56 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def execute(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
         proposals = _proposals(state)
-        thread_id, done = _thread_id(), set()
+        tenant, thread_id, done = state["tenant_id"], _thread_id(), set()
         for p in proposals:
+            if p.status == "executed":
+                done.add(p.action_id)
             if p.status not in ("allowed", "approved"):
                 continue
             if any(dep not in done for dep in p.depends_on):
                 p.status = "skipped"
                 continue
-            decision = PolicyDecision.model_validate(p.decision)
-            if p.status == "allowed" and decision.outcome is Outcome.ALLOW:
-                auth = Authorization(kind="policy", policy_version=decision.policy_version,
-                                     reasons=decision.reasons)
-            elif p.status == "approved" and decision.outcome is Outcome.REQUIRE_APPROVAL:
+            prior = services.executor.recorded(idempotency_key(thread_id, p.action_id))
+            if prior is not None:  # ran before a crash or retry: its recorded result stands
+                p.result, p.replayed, p.status = prior.output, True, "executed"
+                done.add(p.action_id)
+                continue
+            # Re-gate at the moment of the write: facts (vendor load, policy version) may
+            # have moved since the gate or the approval, and state may have been edited.
+            fresh = _decide(services, spec.name, tenant, p, state.get("run_facts", {}))
+            if p.status == "allowed" and fresh.outcome is Outcome.ALLOW:
+                auth = Authorization(kind="policy", policy_version=fresh.policy_version,
+                                     reasons=fresh.reasons)
+            elif p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL:
                 review = p.review or {}
-                auth = Authorization(kind="approval", policy_version=decision.policy_version,
-                                     reasons=decision.reasons,
+                auth = Authorization(kind="approval", policy_version=fresh.policy_version,
+                                     reasons=fresh.reasons,
                                      approval_id=review.get("approval_id"),
                                      reviewer=review.get("reviewer"))
-            else:  # never: status and decision disagree
-                raise RuntimeError(f"{p.action_id}: status {p.status} vs {decision.outcome}")
+            elif p.status == "approved" and fresh.outcome is Outcome.ALLOW:
+                auth = Authorization(kind="policy", policy_version=fresh.policy_version,
+                                     reasons=fresh.reasons)
+            else:  # stricter now: hold this action and everything after it
+                p.decision = fresh.model_dump(mode="json")
+                p.status = ("blocked" if fresh.outcome is Outcome.BLOCK
+                            else "needs_approval")
+                break
             p.result, p.replayed = services.executor.write(
-                tenant_id=state["tenant_id"], thread_id=thread_id, action_id=p.action_id,
+                tenant_id=tenant, thread_id=thread_id, action_id=p.action_id,
                 name=p.tool, args=p.args, authorization=auth)
             p.status = "executed"
             done.add(p.action_id)
-        return {"proposals": _dump(proposals)}
+        update: dict[str, Any] = {"proposals": _dump(proposals)}
+        escalation = _blocked_escalation(proposals, state.get("run_facts", {}))
+        if escalation:
+            update["escalation"] = escalation
+        return update
+
+    def route_after_execute(state: AutopilotState) -> str:
+        statuses = {p["status"] for p in state.get("proposals", [])}
+        if "blocked" in statuses:
+            return "escalate"
+        return "approval" if "needs_approval" in statuses else "verify"
 
     def execute_failed(state: AutopilotState, error: NodeError,
                        runtime: Runtime[RunContext]) -> Command:
@@ -281,8 +291,8 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                    else "Tool failed permanently"),
             details=f"{type(error.error).__name__}: {error.error}. "
                     f"Completed before the failure: {', '.join(executed) or 'nothing'}.",
-            decision_requested="Finish the remaining steps by hand or fix the cause and "
-                               "replay the run")})
+            decision_requested="Finish the remaining steps by hand; `autopilot show` and "
+                               "`autopilot history` list what was done")})
 
     def verify(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
@@ -338,9 +348,16 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             return {"outcome": "nothing_to_do", "summary": state.get("plan_summary", "")}
         if not executed:
             return {"outcome": "rejected", "summary": "Every proposed action was rejected"}
+        rejected = [f"{p.action_id} rejected by {(p.review or {}).get('reviewer')}: "
+                    f"{(p.review or {}).get('message')}" for p in proposals
+                    if p.status == "rejected"]
+        skipped = [p.action_id for p in proposals if p.status == "skipped"]
         return {"outcome": "completed",
                 "summary": f"{state.get('plan_summary', '')} "
-                           f"({len(executed)}/{len(proposals)} actions executed and verified)"}
+                           f"({len(executed)}/{len(proposals)} actions executed and verified"
+                           + (f"; {'; '.join(rejected)}" if rejected else "")
+                           + (f"; skipped as dependent: {', '.join(skipped)}" if skipped else "")
+                           + ")"}
 
     retry = RetryPolicy(max_attempts=3, initial_interval=settings.retry_initial_interval,
                         backoff_factor=2.0, max_interval=5.0, retry_on=TransientToolError)
@@ -359,11 +376,73 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     graph.add_conditional_edges("plan", route_after_plan, ["gate", "escalate", "finish"])
     graph.add_conditional_edges("gate", route_after_gate, ["approval", "execute", "escalate"])
     graph.add_conditional_edges("approval", route_after_approval, ["gate", "execute"])
-    graph.add_edge("execute", "verify")
+    graph.add_conditional_edges("execute", route_after_execute,
+                                ["verify", "approval", "escalate"])
     graph.add_conditional_edges("verify", route_after_verify, ["escalate", "finish"])
     graph.add_edge("escalate", END)
     graph.add_edge("finish", END)
     return graph
+
+
+def _apply_edit(p: Proposal, new_args: dict[str, Any]) -> None:
+    """Replace a proposal's args; keep what was derived from them (verify, description) true."""
+    old_args = p.args
+    changed = {k: (old_args.get(k), v) for k, v in new_args.items() if old_args.get(k) != v}
+    if p.verify is not None:  # an expectation copied from an edited argument follows it
+        for key, expected in list(p.verify.expect.items()):
+            if key in changed and old_args.get(key) == expected:
+                p.verify.expect[key] = new_args[key]
+        for key, value in list(p.verify.args.items()):
+            if key in changed and old_args.get(key) == value:
+                p.verify.args[key] = new_args[key]
+    if p.review is not None:
+        p.review["original_args"] = old_args
+    if changed:
+        p.description += " [edited: " + ", ".join(
+            f"{k} {a} -> {b}" for k, (a, b) in changed.items()) + "]"
+    p.args = new_args
+
+
+def _record_approval(services: Services, state: AutopilotState, approval_id: str,
+                     request: HITLRequest, response: HITLResponse, reviewer: str) -> None:
+    """Make sure the decision is on record before anything acts on it.
+
+    Our runner records (claims) it before resuming; a host that resumes the interrupt
+    directly (`langgraph dev`, an SDK client) gets it recorded here. The executor accepts an
+    approval only if this row exists, is decided, and approves that action.
+    """
+    with services.db.session() as s:
+        if s.get(Approval, approval_id) is None:
+            s.add(Approval(id=approval_id, thread_id=_thread_id(), tenant_id=state["tenant_id"],
+                           graph=state.get("graph", ""), status="decided",
+                           severity=request.severity, request=request.model_dump(mode="json"),
+                           decision=response.model_dump(mode="json"), decided_by=reviewer,
+                           decided_at=datetime.now(UTC)))
+
+
+def _blocked_escalation(proposals: list[Proposal],
+                        run_facts: dict[str, Any]) -> dict[str, Any] | None:
+    """The exception for a plan with blocked actions (held whole; nothing else runs)."""
+    blocked = [p for p in proposals if p.status == "blocked"]
+    if not blocked:
+        return None
+    reasons = sorted({r for p in blocked for r in (p.decision or {}).get("reasons", [])})
+    done = [p.action_id for p in proposals if p.status == "executed"]
+    return _escalation(
+        severity="CRITICAL" if run_facts.get("is_emergency") else "HIGH",
+        category=next((REASON_CATEGORY[r] for r in reasons if r in REASON_CATEGORY),
+                      "FINANCIAL"),
+        title=f"Policy blocked {', '.join(p.tool for p in blocked)}",
+        details="; ".join(f"{p.action_id} {p.tool}: {p.description} -> BLOCK "
+                          f"({', '.join((p.decision or {}).get('reasons', []))})"
+                          for p in blocked)
+        + (f". Already executed: {', '.join(done)}; the rest is held for a manager."
+           if done else ". Nothing in this plan was executed: a plan with a blocked action "
+                        "is held whole for a manager."),
+        blocked_rules=reasons,
+        decision_requested="Decide how to proceed outside the autopilot's authority "
+                           "(e.g. approve spend through the owner, pick another vendor)",
+        evidence_refs=sorted({r for p in blocked for r in p.evidence_refs}))
 
 
 def _decide(services: Services, graph: str, tenant: str, p: Proposal,

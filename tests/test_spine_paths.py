@@ -303,7 +303,61 @@ def test_forged_state_cannot_execute_a_write(runner: Runner, forged_status: str)
             p["status"] = forged_status  # no review, decision still REQUIRE_APPROVAL
     graph.update_state(config, {"proposals": proposals}, as_node="approval")
     graph.invoke(None, config, context=RunContext(runner.services))
-    state = graph.get_state(config).values
-    assert state["outcome"] == "escalated"
+    snapshot = graph.get_state(config)
+    if forged_status == "approved":  # an approval must exist in the approvals table
+        assert snapshot.values["outcome"] == "escalated"
+        assert "UnauthorizedWriteError" in snapshot.values["escalation"]["details"]
+    else:  # re-gated at the write: back in front of a person
+        assert snapshot.interrupts
+        dispatch = next(p for p in snapshot.values["proposals"] if p["tool"] == "dispatch_vendor")
+        assert dispatch["status"] == "needs_approval"
     assert _count(runner, ToolCall, ToolCall.thread_id == view.thread_id,
                   ToolCall.tool == "dispatch_vendor") == 0
+
+
+def test_made_up_approval_reference_is_refused(runner: Runner) -> None:
+    view = _needs_dispatch_approval(runner)
+    graph, config = runner.graph("maintenance"), runner.config(view.thread_id)
+    proposals = graph.get_state(config).values["proposals"]
+    for p in proposals:
+        if p["status"] == "needs_approval":
+            p["status"] = "approved"
+            p["review"] = {"type": "approve", "approval_id": "made-up", "reviewer": "nobody"}
+    graph.update_state(config, {"proposals": proposals}, as_node="approval")
+    graph.invoke(None, config, context=RunContext(runner.services))
+    assert graph.get_state(config).values["outcome"] == "escalated"
+    assert _count(runner, ToolCall, ToolCall.thread_id == view.thread_id,
+                  ToolCall.tool == "dispatch_vendor") == 0
+
+
+def test_vendor_cap_is_rechecked_at_the_moment_of_the_write(runner: Runner) -> None:
+    first = _needs_dispatch_approval(runner, 90)
+    with runner.services.db.session() as s:  # the vendor fills up while the run waits
+        s.get(Vendor, ("acme", "V-AQUA")).open_work_orders = 25
+    done = runner.decide(first.thread_id, approve_all(first), reviewer="mgr")
+    assert done.status == "escalated"
+    assert _by_action(done)["dispatch"]["decision"]["reasons"] == ["VENDOR_AT_CAPACITY"]
+    assert _vendor_load(runner) == 25
+
+
+def test_edit_of_the_vendor_keeps_verification_true(runner: Runner) -> None:
+    view = _needs_dispatch_approval(runner, 91)
+    done = runner.decide(view.thread_id, _edit_of(view, vendor_id="V-BORO", not_to_exceed=700),
+                         reviewer="mgr")
+    assert done.status == "completed", done.values.get("escalation")
+    dispatch = _by_action(done)["dispatch"]
+    assert dispatch["result"]["vendor_id"] == "V-BORO"
+    assert "vendor_id V-AQUA -> V-BORO" in dispatch["description"]
+
+
+def test_dispatch_category_must_match_the_work_order(runner: Runner) -> None:
+    view = runner.submit("maintenance", issue(92, unit="P-GRAND-1B",
+                                              text="The fridge stopped cooling."))
+    assert view.pending_approval["request"]["policy"][0]["reasons"] == [
+        "CATEGORY_NOT_AUTO_ASSIGNABLE"]
+    done = runner.decide(view.thread_id, _edit_of(view, category="GENERAL",
+                                                  vendor_id="V-HANDY"), reviewer="mgr")
+    # Relabelling the trade does not dodge the rule: the work order says APPLIANCE.
+    assert done.status == "needs_approval"
+    assert done.pending_approval["request"]["policy"][0]["reasons"] == [
+        "CATEGORY_NOT_AUTO_ASSIGNABLE"]

@@ -12,9 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from autopilot.db import Database
-from autopilot.models import ToolCall
+from autopilot.models import Approval, ToolCall
 from tools.faults import SandboxFaults
 from tools.registry import (
     PermanentToolError,
@@ -39,6 +40,22 @@ class Authorization(BaseModel):
         if self.kind == "policy":
             return True
         return self.kind == "approval" and bool(self.approval_id) and bool(self.reviewer)
+
+
+def _check_approval(session: Session, auth: Authorization, thread_id: str, action_id: str,
+                    tool: str) -> None:
+    """An approval counts only if it is recorded, decided by that reviewer for this run, and
+    its decision for this very action is `approve`."""
+    approval = session.get(Approval, auth.approval_id)
+    if (approval is None or approval.status != "decided" or approval.thread_id != thread_id
+            or approval.decided_by != auth.reviewer or not approval.decision):
+        raise UnauthorizedWriteError(tool, f"refused: approval {auth.approval_id!r} is not a "
+                                           f"recorded decision by {auth.reviewer!r} for this run")
+    ids = approval.request.get("action_ids", [])
+    decisions = approval.decision.get("decisions", [])
+    if action_id not in ids or decisions[ids.index(action_id)].get("type") != "approve":
+        raise UnauthorizedWriteError(tool, f"refused: approval {approval.id} does not approve "
+                                           f"action {action_id!r}")
 
 
 def idempotency_key(thread_id: str, action_id: str) -> str:
@@ -114,6 +131,8 @@ class ToolExecutor:
                 prior = session.get(ToolCall, key)
                 if prior is not None:
                     return prior.output, True
+                if authorization.kind == "approval":
+                    _check_approval(session, authorization, thread_id, action_id, name)
                 self.faults.before_call(name)
                 ctx = ToolContext(session=session, tenant_id=tenant_id, now=datetime.now(UTC),
                                   thread_id=thread_id, idempotency_key=key)

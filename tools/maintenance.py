@@ -38,6 +38,7 @@ Category = Literal[
 Priority = Literal["EMERGENCY", "URGENT", "ROUTINE"]
 WorkOrderStatus = Literal["OPEN", "DISPATCHED", "BIDDING", "IN_PROGRESS", "COMPLETED", "CLOSED",
                           "CANCELLED"]
+MAX_AMOUNT = 10_000_000  # any amount above this is a data error, not a repair
 OPEN_STATUSES = ("OPEN", "DISPATCHED", "BIDDING", "IN_PROGRESS")
 
 
@@ -206,7 +207,7 @@ class CreateWorkOrder(Strict):
     priority: Priority
     title: str = Field(min_length=3, max_length=300)
     description: str = Field(min_length=1)
-    estimated_cost: float = Field(ge=0)
+    estimated_cost: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     sla_due_at: AwareDatetime
     source_ref: str | None = None
 
@@ -222,7 +223,8 @@ class DispatchVendor(Strict):
     vendor_id: str = Field(min_length=1)
     category: Category
     priority: Priority
-    not_to_exceed: float = Field(gt=0, description="spend ceiling the vendor may invoice")
+    not_to_exceed: float = Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False,
+                                 description="spend ceiling the vendor may invoice")
     scheduled_for: AwareDatetime
 
 
@@ -249,7 +251,7 @@ class ScheduleFollowUp(Strict):
 
 class CloseWorkOrder(Strict):
     work_order_id: str = Field(min_length=1)
-    final_cost: float = Field(ge=0)
+    final_cost: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     resolution: str = Field(min_length=1, max_length=2000)
 
 
@@ -408,10 +410,14 @@ def register(registry: ToolRegistry) -> None:
         return WorkOrderOut.of(wo)
 
     def dispatch_facts(ctx: ToolContext, args: DispatchVendor) -> dict[str, object]:
-        vendor = ctx.session.get(Vendor, (ctx.tenant_id, args.vendor_id))
-        return {"spend_cents": int(round(args.not_to_exceed * 100)), "category": args.category,
-                "priority": args.priority, "vendor_id": args.vendor_id,
-                "vendor_open_work_orders": vendor.open_work_orders if vendor else 0}
+        # Trade and priority come from the work order once it exists, not from the (editable)
+        # arguments; an unknown vendor is an error, which the gate turns into a BLOCK.
+        vendor = _vendor(ctx, args.vendor_id, "dispatch_vendor")
+        wo = ctx.session.get(WorkOrder, (ctx.tenant_id, args.work_order_id))
+        return {"spend_cents": int(round(args.not_to_exceed * 100)),
+                "category": wo.category if wo else args.category,
+                "priority": wo.priority if wo else args.priority, "vendor_id": vendor.id,
+                "vendor_open_work_orders": vendor.open_work_orders}
 
     @registry.tool(name="dispatch_vendor", kind=ToolKind.WRITE, reversible=True,
                    input_model=DispatchVendor, output_model=WorkOrderOut,
@@ -427,6 +433,9 @@ def register(registry: ToolRegistry) -> None:
                                      f"vendor {vendor.id} does not serve {args.category}")
         if wo.status not in ("OPEN", "BIDDING"):
             raise PermanentToolError("dispatch_vendor", f"work order is {wo.status}")
+        if args.category != wo.category:
+            raise PermanentToolError("dispatch_vendor", f"category {args.category} does not "
+                                                        f"match the work order's {wo.category}")
         wo.status, wo.vendor_id, wo.not_to_exceed = "DISPATCHED", vendor.id, args.not_to_exceed
         vendor.open_work_orders += 1
         _touch(wo, ctx, f"dispatched to {vendor.name} (NTE {args.not_to_exceed:.2f}) "

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.maintenance import Category
+from tools.maintenance import MAX_AMOUNT, Category
 
 
 class _Payload(BaseModel):
@@ -50,7 +50,7 @@ class WorkCompleted(_Payload):
     """The vendor reports the job done, with the invoiced amount."""
 
     work_order_id: str = Field(min_length=1)
-    final_cost: float = Field(ge=0)
+    final_cost: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     resolution: str = Field(min_length=1, max_length=2000)
 
 

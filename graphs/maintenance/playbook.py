@@ -59,6 +59,9 @@ def perceive(io: NodeIO, envelope: TriggerEnvelope, payload: BaseModel) -> Perce
                          f"{len(unit['open_work_orders'])} open work orders"}])
     if isinstance(payload, Incident):
         unit = io.read("get_unit_context", unit_id=payload.unit_id) if payload.unit_id else None
+        if unit is not None and unit["property_id"] != payload.property_id:
+            raise ValueError(f"payload.unit_id {payload.unit_id} is in {unit['property_id']}, "
+                             f"not in payload.property_id {payload.property_id}")
         open_wos = io.read("find_open_work_orders", property_id=payload.property_id,
                            unit_id=payload.unit_id)["work_orders"]
         return Perception(
