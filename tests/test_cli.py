@@ -128,3 +128,18 @@ def test_demo_shows_every_path_in_under_a_minute(sqlite_env: dict[str, str]) -> 
     assert "deduplicated" in out
     inbox = cli(sqlite_env, "exceptions")
     assert inbox.returncode == 0 and "SPEND_HARD_BLOCK" in inbox.stdout
+
+
+def test_empty_or_conflicting_decisions_never_approve(sqlite_env: dict[str, str]) -> None:
+    cli(sqlite_env, "seed")
+    event = issue(9, unit="P-FLATBUSH-3B",
+                  text="Water heater is broken, no hot water since yesterday.")
+    run = json.loads(cli(sqlite_env, "run", "maintenance", "--json",
+                         stdin=json.dumps(event)).stdout)
+    for args in (["--reject", ""], ["--edit", ""], ["--edit", "{}"],
+                 ["--reject", "no", "--edit", '{"not_to_exceed": 700}'],
+                 ["--decisions", '[{"type": "approve"}]', "--reject", "no"]):
+        result = cli(sqlite_env, "approve", run["thread_id"], *args)
+        assert result.returncode == 2, (args, result.stdout)
+    listed = json.loads(cli(sqlite_env, "approvals", "--json").stdout)
+    assert [a["thread_id"] for a in listed] == [run["thread_id"]]  # still pending
