@@ -187,8 +187,12 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def route_after_gate(state: AutopilotState) -> str:
         statuses = {p["status"] for p in state.get("proposals", [])}
         if "blocked" in statuses:
-            return "escalate"
-        return "approval" if "needs_approval" in statuses else "execute"
+            return "escalate"  # a plan with a blocked action is held whole
+        if "allowed" in statuses or "needs_approval" not in statuses:
+            # Allowed actions that do not wait on a held one run now (so e.g. the work order
+            # exists while the dispatch waits); execute then hands over to approval.
+            return "execute"
+        return "approval"
 
     def approval(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         # Nothing before interrupt() may have a side effect: this node re-runs on resume.
@@ -227,19 +231,21 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def execute(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
         proposals = _proposals(state)
-        tenant, thread_id, done = state["tenant_id"], _thread_id(), set()
+        tenant, thread_id = state["tenant_id"], _thread_id()
+        status = {p.action_id: p.status for p in proposals}
         for p in proposals:
-            if p.status == "executed":
-                done.add(p.action_id)
             if p.status not in ("allowed", "approved"):
                 continue
-            if any(dep not in done for dep in p.depends_on):
-                p.status = "skipped"
+            deps = [status[d] for d in p.depends_on]
+            if any(d in ("rejected", "blocked", "skipped") for d in deps):
+                p.status = status[p.action_id] = "skipped"
                 continue
+            if any(d != "executed" for d in deps):
+                continue  # waits for an action still in front of a person
             prior = services.executor.recorded(idempotency_key(thread_id, p.action_id))
             if prior is not None:  # ran before a crash or retry: its recorded result stands
                 p.result, p.replayed, p.status = prior.output, True, "executed"
-                done.add(p.action_id)
+                status[p.action_id] = "executed"
                 continue
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
@@ -260,12 +266,12 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 p.decision = fresh.model_dump(mode="json")
                 p.status = ("blocked" if fresh.outcome is Outcome.BLOCK
                             else "needs_approval")
+                status[p.action_id] = p.status
                 break
             p.result, p.replayed = services.executor.write(
                 tenant_id=tenant, thread_id=thread_id, action_id=p.action_id,
                 name=p.tool, args=p.args, authorization=auth)
-            p.status = "executed"
-            done.add(p.action_id)
+            p.status = status[p.action_id] = "executed"
         update: dict[str, Any] = {"proposals": _dump(proposals)}
         escalation = _blocked_escalation(proposals, state.get("run_facts", {}))
         if escalation:
@@ -277,6 +283,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         if "blocked" in statuses:
             return "escalate"
         return "approval" if "needs_approval" in statuses else "verify"
+
 
     def execute_failed(state: AutopilotState, error: NodeError,
                        runtime: Runtime[RunContext]) -> Command:

@@ -116,7 +116,8 @@ def test_two_processes_approve_the_same_action(backend_env: dict[str, str], tmp_
     assert view.status == "needs_approval"
     thread_id, approval_id = view.thread_id, view.pending_approval["id"]
     assert view.pending_approval["request"]["action_ids"] == ["dispatch"]
-    assert query_app_db(env, "SELECT count(*) FROM tool_calls") == [(0,)]  # nothing ran yet
+    # Only the allowed work ran before the approval: the work order, not the held dispatch.
+    assert query_app_db(env, "SELECT action_id FROM tool_calls") == [("create_wo",)]
 
     child_env = env
     if held:

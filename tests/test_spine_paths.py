@@ -361,3 +361,15 @@ def test_dispatch_category_must_match_the_work_order(runner: Runner) -> None:
     assert done.status == "needs_approval"
     assert done.pending_approval["request"]["policy"][0]["reasons"] == [
         "CATEGORY_NOT_AUTO_ASSIGNABLE"]
+
+
+def test_allowed_work_runs_while_the_held_action_waits(runner: Runner) -> None:
+    view = _needs_dispatch_approval(runner, 93)
+    steps = _by_action(view)
+    assert steps["create_wo"]["status"] == "executed"  # the work order exists already
+    assert steps["ack_resident"]["status"] == "allowed"  # waits: it names the vendor
+    assert _count(runner, ToolCall, ToolCall.thread_id == view.thread_id) == 1
+    again = runner.submit("maintenance", issue(94, unit="P-FLATBUSH-3B",
+                                               text="Still no hot water, water heater dead"))
+    assert [p["tool"] for p in again.values["proposals"]][0] == "update_work_order"
+    assert _count(runner, WorkOrder, WorkOrder.unit_id == "P-FLATBUSH-3B") == 1
