@@ -251,8 +251,10 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             # have moved since the gate or the approval, and state may have been edited.
             fresh = _decide(services, spec.name, tenant, p, state.get("run_facts", {}))
             if p.status == "allowed" and fresh.outcome is Outcome.ALLOW:
+                review = p.review or {}  # an edit that re-gated to ALLOW keeps its author
                 auth = Authorization(kind="policy", policy_version=fresh.policy_version,
-                                     reasons=fresh.reasons)
+                                     reasons=fresh.reasons, approval_id=review.get("approval_id"),
+                                     reviewer=review.get("reviewer"))
             elif p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL:
                 review = p.review or {}
                 auth = Authorization(kind="approval", policy_version=fresh.policy_version,

@@ -42,7 +42,14 @@ def parse_trigger(
     try:
         envelope = TriggerEnvelope.model_validate(raw)
     except ValidationError as exc:
-        raise TriggerError(pydantic_errors(exc)) from None
+        errors = pydantic_errors(exc)
+        model = event_types.get(raw.get("event_type", ""))  # report payload errors too
+        if model is not None and isinstance(raw.get("payload"), dict):
+            try:
+                model.model_validate(raw["payload"])
+            except ValidationError as payload_exc:
+                errors += pydantic_errors(payload_exc, prefix="payload.")
+        raise TriggerError(errors) from None
     model = event_types.get(envelope.event_type)
     if model is None:
         raise TriggerError([{"field": "event_type", "message": (

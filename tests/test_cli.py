@@ -143,3 +143,12 @@ def test_empty_or_conflicting_decisions_never_approve(sqlite_env: dict[str, str]
         assert result.returncode == 2, (args, result.stdout)
     listed = json.loads(cli(sqlite_env, "approvals", "--json").stdout)
     assert [a["thread_id"] for a in listed] == [run["thread_id"]]  # still pending
+
+
+def test_envelope_and_payload_errors_are_reported_together(sqlite_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    event = _without(issue(1), "source")
+    del event["payload"]["text"]
+    result = cli(sqlite_env, "run", "maintenance", "--event-file", write_event(tmp_path, event))
+    assert result.returncode == 2
+    assert "source" in result.stderr and "payload.text" in result.stderr
