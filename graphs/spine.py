@@ -242,14 +242,17 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 continue
             if any(d != "executed" for d in deps):
                 continue  # waits for an action still in front of a person
-            prior = services.executor.recorded(idempotency_key(thread_id, p.action_id))
-            if prior is not None:  # ran before a crash or retry: its recorded result stands
-                p.result, p.replayed, p.status = prior.output, True, "executed"
-                status[p.action_id] = "executed"
-                continue
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
             fresh = _decide(services, spec.name, tenant, p, state.get("run_facts", {}))
+            stricter = not (fresh.outcome is Outcome.ALLOW or (
+                p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL))
+            prior = (services.executor.recorded(idempotency_key(thread_id, p.action_id))
+                     if stricter else None)
+            if prior is not None:  # it ran before a crash or retry: its recorded result stands
+                p.result, p.replayed, p.status = prior.output, True, "executed"
+                status[p.action_id] = "executed"
+                continue
             if p.status == "allowed" and fresh.outcome is Outcome.ALLOW:
                 review = p.review or {}  # an edit that re-gated to ALLOW keeps its author
                 auth = Authorization(kind="policy", policy_version=fresh.policy_version,
