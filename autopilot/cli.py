@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
 from autopilot.display import approvals_table, history_table, run_panel
+from autopilot.policy_cli import policy_app
 from autopilot.runtime import (
     ApprovalConflict,
     ApprovalNotFound,
@@ -33,6 +34,7 @@ from graphs.trigger import TriggerError, parse_trigger
 
 app = typer.Typer(help="Governed autopilots: run, approve and inspect.", no_args_is_help=True,
                   add_completion=False)
+app.add_typer(policy_app, name="policy")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 

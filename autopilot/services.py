@@ -31,7 +31,8 @@ class Services:
         registry = build_registry()
         faults = SandboxFaults.from_json(settings.sandbox_faults)
         return cls(settings=settings, db=db, registry=registry,
-                   executor=ToolExecutor(db, registry, faults), policy=PolicyEngine())
+                   executor=ToolExecutor(db, registry, faults),
+                   policy=PolicyEngine(known_tools=set(registry.names()), strict=True))
 
     def close(self) -> None:
         self.db.dispose()

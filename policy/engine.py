@@ -17,6 +17,8 @@ from typing import Any
 import cedarpy
 from pydantic import BaseModel, ConfigDict, Field
 
+from policy.schema import PolicyLoadError, build_schema, validate_bundle
+
 POLICY_DIR = Path(__file__).parent / "policies"
 DEFAULTS_FILE = Path(__file__).parent / "defaults.json"
 
@@ -115,16 +117,34 @@ class PolicyBundle(BaseModel):
 
 
 class PolicyEngine:
-    def __init__(self, bundle: PolicyBundle | None = None) -> None:
+    """Evaluates proposals against one bundle.
+
+    `strict=True` (what the service uses) refuses a bundle that fails schema validation with a
+    `PolicyLoadError`; otherwise such a bundle is kept but every decision is a BLOCK.
+    """
+
+    def __init__(self, bundle: PolicyBundle | None = None, *,
+                 known_tools: set[str] | None = None, strict: bool = False) -> None:
         self.bundle = bundle or PolicyBundle.load()
         self._policies: cedarpy.PolicySet | None = None
         self._load_error: str | None = None
         try:
-            self._policies = cedarpy.PolicySet.from_str(self.bundle.cedar)
             self._limits = self.bundle.limits()
+            validate_bundle(self.bundle.cedar, self.schema(), known_tools)
+            self._policies = cedarpy.PolicySet.from_str(self.bundle.cedar)
+        except PolicyLoadError as exc:
+            if strict:
+                raise
+            self._load_error = str(exc)
         except Exception as exc:  # a broken bundle must block, not crash
+            if strict:
+                raise PolicyLoadError([f"policy bundle failed to load: {exc}"]) from exc
             self._load_error = f"policy bundle failed to load: {exc}"
             self._limits = {}
+
+    def schema(self) -> dict[str, Any]:
+        """The Cedar schema every policy of this bundle is validated against."""
+        return build_schema(ToolFacts, ActionFacts, RunFacts, self._limits)
 
     @property
     def version(self) -> str:

@@ -113,3 +113,43 @@ def test_version_changes_with_thresholds(tmp_path) -> None:
     assert bundle.version != PolicyBundle.load().version
     decision = PolicyEngine(bundle).evaluate(request(spend_cents=600_000))
     assert decision.outcome is Outcome.REQUIRE_APPROVAL
+
+
+def _bundle_with(extra: str, name: str = "extra.cedar") -> PolicyBundle:
+    base = PolicyBundle.load()
+    return base.model_copy(update={"cedar": base.cedar + f"\n// file: {name}\n" + extra})
+
+
+def test_attribute_typo_is_refused_at_load_with_id_and_location() -> None:
+    from policy.schema import PolicyLoadError
+
+    bundle = _bundle_with('// a typo\n@id("TYPO_RULE")\nforbid (principal, action, resource)\n'
+                          'when { context.facts.spend_cent > 1 };\n')
+    with pytest.raises(PolicyLoadError) as err:
+        PolicyEngine(bundle, strict=True)
+    assert "TYPO_RULE (extra.cedar:2)" in str(err.value)
+    assert "spend_cent" in str(err.value)
+
+
+def test_unknown_tool_and_missing_id_are_refused() -> None:
+    from policy.schema import PolicyLoadError
+    from tools.catalog import build_registry
+
+    known = set(build_registry().names())
+    bundle = _bundle_with('@id("WIRE")\n'
+                          'forbid (principal, action, resource == Tool::"wire_money");\n'
+                          'permit (principal, action, resource);\n')
+    with pytest.raises(PolicyLoadError) as err:
+        PolicyEngine(bundle, known_tools=known, strict=True)
+    text = str(err.value)
+    assert 'Tool::"wire_money" is not a registered tool' in text
+    assert "needs an @id" in text
+
+
+def test_shipped_bundle_validates_against_the_generated_schema() -> None:
+    from tools.catalog import build_registry
+
+    engine = PolicyEngine(known_tools=set(build_registry().names()), strict=True)
+    context = engine.schema()[""]["actions"]["execute"]["appliesTo"]["context"]["attributes"]
+    assert context["facts"]["attributes"]["spend_cents"] == {"type": "Long"}
+    assert context["limits"]["attributes"]["auto_assign_categories"]["type"] == "Set"
