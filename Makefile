@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/spine_overhead.py
+	$(BIN)/python bench/policy_decisions.py
 
 clean:
 	rm -rf $(VENV) .autopilot .pytest_cache

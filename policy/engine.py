@@ -127,6 +127,7 @@ class PolicyEngine:
                  known_tools: set[str] | None = None, strict: bool = False) -> None:
         self.bundle = bundle or PolicyBundle.load()
         self._policies: cedarpy.PolicySet | None = None
+        self._entities = cedarpy.Entities.from_json_str("[]")  # all facts travel in context
         self._load_error: str | None = None
         try:
             self._limits = self.bundle.limits()
@@ -170,15 +171,17 @@ class PolicyEngine:
             "resource": {"type": "Tool", "id": request.tool.name},
             "context": context,
         }
-        requests = [
-            {**base, "action": {"type": "Action", "id": "execute"}},
-            {**base, "action": {"type": "Action", "id": "execute_with_approval"}},
-        ]
         try:
-            auto, approval = cedarpy.is_authorized_batch(requests, self._policies, [])
+            # The second question is only needed when the first says no (cheaper than a batch).
+            auto = cedarpy.is_authorized({**base, "action": {"type": "Action", "id": "execute"}},
+                                         self._policies, self._entities)
+            approval = auto if auto.allowed else cedarpy.is_authorized(
+                {**base, "action": {"type": "Action", "id": "execute_with_approval"}},
+                self._policies, self._entities)
         except Exception as exc:
             return self._block(request, f"cedar evaluation failed: {exc}")
-        errors = [str(e) for r in (auto, approval) for e in r.diagnostics.errors]
+        answers = [auto] if approval is auto else [auto, approval]
+        errors = [str(e) for r in answers for e in r.diagnostics.errors]
         if errors:
             return self._block(request, "; ".join(errors))
         inputs = {"context": context, "principal": request.graph, "resource": request.tool.name}
