@@ -17,6 +17,7 @@ from typing import Any
 import cedarpy
 from pydantic import BaseModel, ConfigDict, Field
 
+from policy.autonomy import AutonomyTable, required_for_auto
 from policy.schema import PolicyLoadError, build_schema, validate_bundle
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -69,6 +70,17 @@ class PolicyRequest(BaseModel):
     tool: ToolFacts
     facts: ActionFacts = Field(default_factory=ActionFacts)
     run: RunFacts = Field(default_factory=RunFacts)
+    # False when the kill switch is off for this tenant (wired by the gateway).
+    autonomous_writes_enabled: bool = True
+    # Only for policy tests and dry runs: evaluate as if the autopilot had this level.
+    level_override: int | None = Field(default=None, ge=0, le=4)
+
+
+class AutonomyFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: int
+    required_for_auto: int
+    autonomous_writes_enabled: bool
 
 
 class PolicyDecision(BaseModel):
@@ -129,8 +141,10 @@ class PolicyEngine:
         self._policies: cedarpy.PolicySet | None = None
         self._entities = cedarpy.Entities.from_json_str("[]")  # all facts travel in context
         self._load_error: str | None = None
+        self._autonomy = AutonomyTable({})
         try:
             self._limits = self.bundle.limits()
+            self._autonomy = AutonomyTable(self.bundle.config.get("autonomy", {}))
             validate_bundle(self.bundle.cedar, self.schema(), known_tools)
             self._policies = cedarpy.PolicySet.from_str(self.bundle.cedar)
         except PolicyLoadError as exc:
@@ -145,7 +159,7 @@ class PolicyEngine:
 
     def schema(self) -> dict[str, Any]:
         """The Cedar schema every policy of this bundle is validated against."""
-        return build_schema(ToolFacts, ActionFacts, RunFacts, self._limits)
+        return build_schema(ToolFacts, ActionFacts, RunFacts, AutonomyFacts, self._limits)
 
     @property
     def version(self) -> str:
@@ -159,10 +173,17 @@ class PolicyEngine:
     def evaluate(self, request: PolicyRequest) -> PolicyDecision:
         if self._load_error or self._policies is None:
             return self._block(request, self._load_error or "no policies loaded")
+        level = (request.level_override if request.level_override is not None
+                 else self._autonomy.level(request.graph, request.tool.name))
+        autonomy = AutonomyFacts(
+            level=level,
+            required_for_auto=required_for_auto(request.tool.kind, request.tool.reversible),
+            autonomous_writes_enabled=request.autonomous_writes_enabled)
         context = {
             "tool": request.tool.model_dump(),
             "facts": request.facts.model_dump(),
             "run": request.run.model_dump(),
+            "autonomy": autonomy.model_dump(),
             "limits": self._limits,
             "tenant_id": request.tenant_id,
         }

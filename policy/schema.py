@@ -61,10 +61,11 @@ def _value_type(value: Any) -> dict[str, Any]:
 
 
 def build_schema(tool: type[BaseModel], facts: type[BaseModel], run: type[BaseModel],
-                 limits: dict[str, Any]) -> dict[str, Any]:
+                 autonomy: type[BaseModel], limits: dict[str, Any]) -> dict[str, Any]:
     """The Cedar JSON schema of principal Autopilot, resource Tool and the gate's context."""
     context = {"type": "Record", "attributes": {
         "tool": record_of(tool), "facts": record_of(facts), "run": record_of(run),
+        "autonomy": record_of(autonomy),
         "limits": {"type": "Record", "attributes": {k: _value_type(v)
                                                      for k, v in limits.items()}},
         "tenant_id": {"type": "String"},

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from policy.autonomy import LEVELS
 from policy.engine import ActionFacts, Outcome, PolicyEngine, PolicyRequest, RunFacts, ToolFacts
 from tools.registry import ToolRegistry, pydantic_errors
 
@@ -40,6 +42,8 @@ class Case(BaseModel):
     tenant_id: str = "suite"
     facts: ActionFacts = Field(default_factory=ActionFacts)
     run: RunFacts = Field(default_factory=RunFacts)
+    level: Literal["L0", "L1", "L2", "L3", "L4"] | None = None  # default: the configured one
+    kill_switch: bool = False
     expect: Expect
 
 
@@ -102,7 +106,9 @@ def run_suites(engine: PolicyEngine, registry: ToolRegistry,
             where = f"{path}: cases.{i} ({case.name})"
             decision = engine.evaluate(PolicyRequest(
                 graph=case.graph or suite.graph, tenant_id=case.tenant_id,
-                tool=_tool_facts(case, registry, where), facts=case.facts, run=case.run))
+                tool=_tool_facts(case, registry, where), facts=case.facts, run=case.run,
+                autonomous_writes_enabled=not case.kill_switch,
+                level_override=LEVELS[case.level] if case.level else None))
             passed = decision.outcome is case.expect.outcome and (
                 case.expect.reasons is None or decision.reasons == case.expect.reasons)
             expected = case.expect.outcome.value + (

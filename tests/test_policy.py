@@ -67,9 +67,9 @@ def test_vendor_at_cap_is_blocked_even_with_approval(engine: PolicyEngine) -> No
 
 def test_reads_are_allowed_and_unknown_autopilots_get_no_autonomy(engine: PolicyEngine) -> None:
     assert engine.evaluate(request("get_work_order", kind="read")).outcome is Outcome.ALLOW
-    decision = engine.evaluate(request(graph="crm"))
+    decision = engine.evaluate(request(graph="crm"))  # unconfigured: propose_actions (L1)
     assert decision.outcome is Outcome.REQUIRE_APPROVAL
-    assert decision.reasons == ["NO_AUTO_PERMIT"]
+    assert decision.reasons == ["AUTONOMY_LEVEL"]
 
 
 def test_default_deny_without_any_permit() -> None:
