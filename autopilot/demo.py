@@ -51,7 +51,8 @@ def run_demo(runner: Runner, out: Console, tenant: str | None = None) -> None:
     backend = "PostgreSQL" if runner.services.settings.uses_postgres else (
         f"SQLite in {runner.services.settings.data_dir}")
     out.print(Rule(f"[bold]Maintenance autopilot demo[/bold] · tenant {tenant} · {backend}"))
-    out.print(f"policy version {runner.services.policy.version}: auto-approve spend <= 750, "
+    version = runner.services.policy_for(tenant).version
+    out.print(f"policy version {version}: auto-approve spend <= 750, "
               "approval above 750, hard block above 5000, emergencies always to a person, "
               "auto-assign only PLUMBING/HVAC/ELECTRICAL/GENERAL, max 25 open per vendor\n")
     timings = []

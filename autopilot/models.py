@@ -204,6 +204,7 @@ class Run(Base):
     trigger: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(24), index=True)
     current_node: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    policy_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -262,3 +263,29 @@ class AgentException(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("thread_id", name="uq_agent_exceptions_thread_id"),)
+
+
+class PolicyVersion(Base):
+    """An immutable policy version (Cedar text + threshold config) for a scope.
+
+    Global versions are complete bundles; tenant versions are overlays that may only add
+    `forbid` rules (so they can only narrow what the global policies allow) and override
+    thresholds. One version per scope is active.
+    """
+
+    __tablename__ = "policy_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope_type: Mapped[str] = mapped_column(String(16))  # global | tenant
+    scope_id: Mapped[str] = mapped_column(String(64), default="")
+    number: Mapped[int] = mapped_column(Integer)
+    cedar: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("scope_type", "scope_id", "number",
+                                       name="uq_policy_versions_scope_number"),)

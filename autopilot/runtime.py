@@ -171,9 +171,12 @@ class Runner:
                                              Approval.id.not_in(live))
                       .values(status="superseded"))
             summary = values.get("summary") or values.get("plan_summary")
+            gated = [p["decision"]["policy_version"] for p in values.get("proposals", [])
+                     if p.get("decision")]
             s.execute(update(Run).where(Run.thread_id == thread_id).values(
                 status=status, current_node=state.next[0] if state.next else None,
-                summary=summary, updated_at=datetime.now(UTC)))
+                summary=summary, updated_at=datetime.now(UTC),
+                policy_version=gated[-1] if gated else None))
         return RunView(thread_id=thread_id, graph=run.graph, tenant_id=run.tenant_id,
                        status=status, summary=summary, values=values,
                        pending_approval=pending)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from autopilot.config import Settings
 from autopilot.db import Database, migrate
 from policy.engine import PolicyEngine
+from policy.store import PolicyStore
 from tools.catalog import build_registry
 from tools.executor import ToolExecutor
 from tools.faults import SandboxFaults
@@ -20,7 +21,7 @@ class Services:
     db: Database
     registry: ToolRegistry
     executor: ToolExecutor
-    policy: PolicyEngine
+    policy_store: PolicyStore
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
@@ -30,9 +31,14 @@ class Services:
             migrate(db.engine)
         registry = build_registry()
         faults = SandboxFaults.from_json(settings.sandbox_faults)
+        store = PolicyStore(db, set(registry.names()))
+        store.engine_for(settings.tenant_id)  # refuse to start on a broken active bundle
         return cls(settings=settings, db=db, registry=registry,
-                   executor=ToolExecutor(db, registry, faults),
-                   policy=PolicyEngine(known_tools=set(registry.names()), strict=True))
+                   executor=ToolExecutor(db, registry, faults), policy_store=store)
+
+    def policy_for(self, tenant_id: str) -> PolicyEngine:
+        """The engine for the tenant's active policy versions (global + tenant overlay)."""
+        return self.policy_store.engine_for(tenant_id)
 
     def close(self) -> None:
         self.db.dispose()

@@ -43,6 +43,7 @@ from policy.engine import (
     RunFacts,
     ToolFacts,
 )
+from policy.schema import PolicyLoadError
 from tools.executor import Authorization, idempotency_key
 from tools.registry import ToolError, ToolKind, TransientToolError
 
@@ -79,7 +80,7 @@ class NodeIO:
     @property
     def policy_limits(self) -> dict[str, Any]:
         """The active policy thresholds, so a planner can avoid proposing what will be blocked."""
-        return self._services.policy.bundle.limits()
+        return self._services.policy_for(self.tenant_id).bundle.limits()
 
 
 PerceiveFn = Callable[[NodeIO, TriggerEnvelope, BaseModel], Perception]
@@ -460,6 +461,11 @@ def _blocked_escalation(proposals: list[Proposal],
 def _decide(services: Services, graph: str, tenant: str, p: Proposal,
             run_facts: dict[str, Any]) -> PolicyDecision:
     """Gate one proposal; facts come from its (possibly edited) args, never from the planner."""
+    try:
+        engine = services.policy_for(tenant)
+    except PolicyLoadError as exc:  # an active version that no longer loads blocks everything
+        return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
+                              policy_version="unloadable", errors=[str(exc)])
     tool = services.registry.get(p.tool)
     tool_facts = ToolFacts(name=tool.name, kind=tool.kind.value, reversible=tool.reversible,
                            cost_class=tool.cost_class.value, risk=tool.risk.value)
@@ -468,10 +474,10 @@ def _decide(services: Services, graph: str, tenant: str, p: Proposal,
         run = RunFacts.model_validate(run_facts)
     except (ValidationError, ToolError) as exc:
         return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
-                              policy_version=services.policy.version,
+                              policy_version=engine.version,
                               errors=[f"could not compute policy facts: {exc}"])
-    return services.policy.evaluate(PolicyRequest(graph=graph, tenant_id=tenant, tool=tool_facts,
-                                                  facts=facts, run=run))
+    return engine.evaluate(PolicyRequest(graph=graph, tenant_id=tenant, tool=tool_facts,
+                                         facts=facts, run=run))
 
 
 @lru_cache(maxsize=256)
