@@ -13,14 +13,15 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
+from autopilot.console import fail, load_json, out
 from autopilot.display import approvals_table, history_table, run_panel
 from autopilot.policy_cli import policy_app
 from autopilot.runtime import (
+    SEVERITY_RANK,
     ApprovalConflict,
     ApprovalNotFound,
     DecisionError,
@@ -35,13 +36,6 @@ from graphs.trigger import TriggerError, parse_trigger
 app = typer.Typer(help="Governed autopilots: run, approve and inspect.", no_args_is_help=True,
                   add_completion=False)
 app.add_typer(policy_app, name="policy")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def settings() -> Settings:
@@ -71,13 +65,6 @@ def runner() -> Iterator[Runner]:
 
 def _where(cfg: Settings) -> str:
     return "DATABASE_URL" if cfg.uses_postgres else f"SQLite in {cfg.data_dir}"
-
-
-def _load_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise fail(f"{what} is not valid JSON: {exc}") from None
 
 
 @app.command()
@@ -124,7 +111,7 @@ def run(
         if sys.stdin.isatty():
             raise fail("give --event-file FILE or pipe the event JSON on stdin")
         text = sys.stdin.read()
-    raw = _load_json(text, "event")
+    raw = load_json(text, "event")
     try:  # validate before opening any database: a bad event writes nothing
         parse_trigger(raw, spec.event_types)
     except TriggerError as exc:
@@ -162,7 +149,7 @@ def approvals(
 def _decisions(request: dict[str, Any], edit: str | None, reject: str | None,
                decisions: str | None) -> dict[str, Any]:
     if decisions is not None:
-        parsed = _load_json(decisions, "--decisions")
+        parsed = load_json(decisions, "--decisions")
         return parsed if isinstance(parsed, dict) else {"decisions": parsed}
     ids = request.get("action_ids", [])
     if reject is not None:
@@ -171,7 +158,7 @@ def _decisions(request: dict[str, Any], edit: str | None, reject: str | None,
         return {"decisions": [{"type": "reject", "message": reject} for _ in ids]}
     edits: dict[str, Any] = {}
     if edit is not None:
-        parsed = _load_json(edit, "--edit")
+        parsed = load_json(edit, "--edit")
         if not isinstance(parsed, dict):
             raise fail("--edit must be a JSON object")
         if not parsed:
@@ -266,9 +253,8 @@ def exceptions(tenant: Annotated[str | None, typer.Option(help="only this tenant
     """List escalations for managers: severity, category, blocked rules, decision requested."""
     from rich.table import Table
 
-    rank = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
     with runner() as r:
-        rows = sorted(r.exceptions(tenant), key=lambda e: (rank.get(e.severity, 9),
+        rows = sorted(r.exceptions(tenant), key=lambda e: (SEVERITY_RANK.get(e.severity, 9),
                                                            e.created_at))
         if not rows:
             out.print("No exceptions.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,30 +9,30 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from policy.engine import ActionFacts, PolicyEngine, PolicyRequest, RunFacts, ToolFacts
+from autopilot.console import fail, load_json, out
+from policy.engine import (
+    ActionFacts,
+    PolicyBundle,
+    PolicyEngine,
+    PolicyRequest,
+    RunFacts,
+    ToolFacts,
+)
 from policy.schema import PolicyLoadError
 from policy.testing import SuiteError, run_suites
 from tools.catalog import build_registry
 from tools.registry import ToolError, pydantic_errors
 
 policy_app = typer.Typer(help="Dry-run and test the policy gate.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _engine() -> PolicyEngine:
     try:
         return PolicyEngine(known_tools=set(build_registry().names()), strict=True)
     except PolicyLoadError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @contextmanager
@@ -43,7 +42,7 @@ def _services() -> Iterator[Any]:
     try:
         services = Services.create()
     except PolicyLoadError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         yield services
     finally:
@@ -51,14 +50,9 @@ def _services() -> Iterator[Any]:
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(f"{option} is not valid JSON: {exc}") from None
+    value = {} if text is None else load_json(text, option)
     if not isinstance(value, dict):
-        raise _fail(f"{option} must be a JSON object")
+        raise fail(f"{option} must be a JSON object")
     return value
 
 
@@ -81,7 +75,7 @@ def evaluate(
 ) -> None:
     """Evaluate one proposed action against the active policies, without side effects."""
     if (args is None) == (facts is None):
-        raise _fail("give exactly one of --args or --facts")
+        raise fail("give exactly one of --args or --facts")
     registry = build_registry()
     with _services() as services:
         tenant = tenant or services.settings.tenant_id
@@ -96,11 +90,11 @@ def evaluate(
             engine = (services.policy_store.engine_for_version(version) if version is not None
                       else services.policy_for(tenant))
         except ToolError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         except PolicyLoadError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         except ValidationError as exc:
-            raise _fail("; ".join(f"{e['field']}: {e['message']}"
+            raise fail("; ".join(f"{e['field']}: {e['message']}"
                                   for e in pydantic_errors(exc))) from None
     decision = engine.evaluate(PolicyRequest(
         graph=graph, tenant_id=tenant,
@@ -125,7 +119,7 @@ def test(paths: Annotated[list[Path] | None, typer.Argument(
     try:
         results = run_suites(_engine(), build_registry(), paths)
     except SuiteError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     table = Table(title="Policy tests")
     for col in ("suite", "case", "expected", "got", ""):
         table.add_column(col)
@@ -175,12 +169,12 @@ def create(
         try:
             cedar, config = read_dir(folder)
             if scope == "global" and not config:
-                config = PolicyEngine().bundle.config  # thresholds unchanged
+                config = PolicyBundle.load().config  # thresholds unchanged
             version = services.policy_store.create(
                 scope_type=scope, scope_id=tenant or "", cedar=cedar, config=config,
                 author=author, note=note, activate=activate)
         except PolicyLoadError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         out.print(f"stored version id {version.id} ({version.scope_type} #{version.number})"
                   + (", active" if version.active else ""))
 
@@ -192,7 +186,7 @@ def activate(version_id: Annotated[int, typer.Argument(help="version id")]) -> N
         try:
             version = services.policy_store.activate(version_id)
         except PolicyLoadError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         out.print(f"version {version.id} is active for {version.scope_type} "
                   f"{version.scope_id}".rstrip())
 
@@ -204,5 +198,5 @@ def deactivate(version_id: Annotated[int, typer.Argument(help="version id")]) ->
         try:
             services.policy_store.deactivate(version_id)
         except PolicyLoadError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         out.print(f"version {version_id} is no longer active")

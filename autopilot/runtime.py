@@ -25,6 +25,7 @@ from graphs.spine import build_graph
 from graphs.trigger import TriggerError, dedupe_key, parse_trigger, thread_id_for
 from tools.registry import ToolArgumentError, pydantic_errors
 
+SEVERITY_RANK = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
 TERMINAL = {"completed", "escalated", "rejected", "nothing_to_do", "failed_terminal"}
 
 
@@ -137,11 +138,8 @@ class Runner:
             return self._invoke(run, None)
         return self._sync(run)
 
-    def sync(self, thread_id: str) -> RunView:
-        """Mirror the checkpoint into the runs/approvals tables (idempotent) and return it."""
-        return self._sync(self._run(thread_id))
-
     def _sync(self, run: Run) -> RunView:
+        """Mirror the checkpoint into the runs/approvals tables (idempotent) and return it."""
         thread_id = run.thread_id
         state = self.graph(run.graph).get_state(self.config(thread_id))
         values = state.values or {}
@@ -230,13 +228,12 @@ class Runner:
     # ------------------------------------------------------------------ approvals
 
     def pending_approvals(self, tenant_id: str | None = None) -> list[Approval]:
-        severity_rank = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
         with self.services.db.session() as s:
             q = select(Approval).where(Approval.status == "pending")
             if tenant_id:
                 q = q.where(Approval.tenant_id == tenant_id)
             rows = list(s.scalars(q))
-        return sorted(rows, key=lambda a: (severity_rank.get(a.severity, 9), a.created_at))
+        return sorted(rows, key=lambda a: (SEVERITY_RANK.get(a.severity, 9), a.created_at))
 
     def approval_for(self, run_or_approval_id: str) -> Approval:
         """Find a pending approval by its id or its run's thread id (the newest for a run)."""

@@ -65,13 +65,14 @@ from autopilot.config import Settings
 from autopilot.runtime import Runner
 from autopilot.seed import seed_tenant
 from autopilot.services import Services
+from graphs.spine import NODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "spine_overhead.json"
 GRAPH = "maintenance"
 UNIT = "P-FLATBUSH-3B"
 TEXT = "Water heater is broken, no hot water since yesterday."
-BASELINE_NODES = ("perceive", "plan", "gate", "approval", "execute", "verify")
+BASELINE_NODES = NODES  # the same node names as the governed spine
 
 console = Console()
 

@@ -47,7 +47,7 @@ from policy.schema import PolicyLoadError
 from tools.executor import Authorization, idempotency_key
 from tools.registry import ToolError, ToolKind, TransientToolError
 
-NODES = ("perceive", "plan", "gate", "approval", "execute", "verify")
+NODES = ("perceive", "plan", "gate", "approval", "execute", "verify")  # the spine, in order
 
 # Which exception-inbox category a blocking reason belongs to.
 REASON_CATEGORY = {

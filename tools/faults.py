@@ -43,10 +43,6 @@ class SandboxFaults:
         with self._lock:
             self._faults[tool] = ToolFault.model_validate(fault)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
     def before_call(self, tool: str) -> None:
         with self._lock:
             fault = self._faults.get(tool)
