@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     # Sandbox fault injection for chaos tests, e.g. {"create_work_order": {"delay_after_s": 30}}.
     sandbox_faults: str = Field(default="", alias="AUTOPILOT_SANDBOX_FAULTS")
     retry_initial_interval: float = Field(default=0.2, alias="AUTOPILOT_RETRY_INITIAL_INTERVAL")
+    # Judge time-of-day policy conditions (quiet hours) as at this instant instead of the wall
+    # clock: for tests, evals and demos that must not depend on when they run.
+    policy_time: AwareDatetime | None = Field(default=None, alias="AUTOPILOT_POLICY_TIME")
 
     @field_validator("database_url")
     @classmethod

@@ -266,16 +266,18 @@ class AgentException(Base):
 
 
 class PolicyVersion(Base):
-    """An immutable policy version (Cedar text + threshold config) for a scope.
+    """An immutable policy version (Cedar text + condition data) for a scope.
 
-    Global versions are complete bundles; tenant versions are overlays that may only add
-    `forbid` rules (so they can only narrow what the global policies allow) and override
-    thresholds. One version per scope is active.
+    Global versions are complete bundles; tenant, portfolio and property versions are
+    overlays that may only add `forbid` rules (so they can only narrow what the broader
+    policies allow), override condition data and add priority rules. One version per scope is
+    active; at most one is the shadow (evaluated beside it, log-only).
     """
 
     __tablename__ = "policy_versions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    scope_type: Mapped[str] = mapped_column(String(16))  # global | tenant
+    scope_type: Mapped[str] = mapped_column(String(16))  # global | tenant | portfolio | property
+    tenant_id: Mapped[str] = mapped_column(String(64), default="")  # "" for global
     scope_id: Mapped[str] = mapped_column(String(64), default="")
     number: Mapped[int] = mapped_column(Integer)
     cedar: Mapped[str] = mapped_column(Text)
@@ -284,8 +286,44 @@ class PolicyVersion(Base):
     author: Mapped[str] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (UniqueConstraint("scope_type", "scope_id", "number",
+    __table_args__ = (UniqueConstraint("scope_type", "tenant_id", "scope_id", "number",
                                        name="uq_policy_versions_scope_number"),)
+
+
+class PolicyDecisionRecord(Base):
+    """One evaluation of the gate on a real call, with the redacted request it saw.
+
+    `stage` is `gate` (the plan's decision) or `execute` (the re-check just before the write);
+    `proceeds` marks execute-stage decisions whose write went ahead, which is what the rate and
+    spend windows count (done or still in flight). The shadow columns hold what the shadow
+    version would have decided. Simulation replays `request`.
+    """
+
+    __tablename__ = "policy_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    graph: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(200))
+    action_id: Mapped[str] = mapped_column(String(64))
+    tool: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(24))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    policy_version: Mapped[str] = mapped_column(String(120))
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spend_cents: Mapped[int] = mapped_column(Integer, default=0)
+    proceeds: Mapped[bool] = mapped_column(Boolean, default=False)
+    shadow_version: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    shadow_outcome: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    shadow_reasons: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_policy_decisions_tenant_time", "tenant_id", "created_at"),
+        Index("ix_policy_decisions_window", "tenant_id", "proceeds", "created_at"),
+    )

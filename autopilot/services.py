@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from autopilot.config import Settings
 from autopilot.db import Database, migrate
 from policy.engine import PolicyEngine
+from policy.gate import PolicyGate
 from policy.store import PolicyStore
 from tools.catalog import build_registry
 from tools.executor import ToolExecutor
@@ -22,6 +23,7 @@ class Services:
     registry: ToolRegistry
     executor: ToolExecutor
     policy_store: PolicyStore
+    gate: PolicyGate
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
@@ -29,12 +31,18 @@ class Services:
         db = Database(settings)
         if run_migrations:
             migrate(db.engine)
+        from graphs import autopilots  # graphs import this module; resolve at call time
+
         registry = build_registry()
         faults = SandboxFaults.from_json(settings.sandbox_faults)
-        store = PolicyStore(db, set(registry.names()))
+        store = PolicyStore(db, set(registry.names()), set(autopilots()))
         store.engine_for(settings.tenant_id)  # refuse to start on a broken active bundle
-        return cls(settings=settings, db=db, registry=registry,
-                   executor=ToolExecutor(db, registry, faults), policy_store=store)
+        executor = ToolExecutor(db, registry, faults)
+        pinned = settings.policy_time
+        gate = PolicyGate(db, registry, executor, store,
+                          clock=(lambda: pinned) if pinned is not None else None)
+        return cls(settings=settings, db=db, registry=registry, executor=executor,
+                   policy_store=store, gate=gate)
 
     def policy_for(self, tenant_id: str) -> PolicyEngine:
         """The engine for the tenant's active policy versions (global + tenant overlay)."""

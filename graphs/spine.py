@@ -19,7 +19,7 @@ from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy, interrupt
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from autopilot.config import Settings
 from autopilot.models import AgentException, Approval
@@ -36,14 +36,10 @@ from graphs.state import AutopilotInput, AutopilotState, Escalation, PlanResult,
 from graphs.trigger import TriggerEnvelope, parse_trigger
 from policy.engine import (
     POLICY_ERROR,
-    ActionFacts,
     Outcome,
     PolicyDecision,
-    PolicyRequest,
     RunFacts,
-    ToolFacts,
 )
-from policy.schema import PolicyLoadError
 from tools.executor import Authorization, idempotency_key
 from tools.registry import ToolError, ToolKind, TransientToolError
 
@@ -175,7 +171,8 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         for p in proposals:
             if p.status != "proposed":
                 continue
-            decision = _decide(services, spec.name, tenant, p, state.get("run_facts", {}))
+            decision = _decide(services, spec.name, tenant, p, state.get("run_facts", {}),
+                               "gate")
             p.decision = decision.model_dump(mode="json")
             p.status = {Outcome.ALLOW: "allowed", Outcome.REQUIRE_APPROVAL: "needs_approval",
                         Outcome.BLOCK: "blocked"}[decision.outcome]
@@ -245,7 +242,8 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 continue  # waits for an action still in front of a person
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
-            fresh = _decide(services, spec.name, tenant, p, state.get("run_facts", {}))
+            fresh = _decide(services, spec.name, tenant, p, state.get("run_facts", {}),
+                            "execute")
             stricter = not (fresh.outcome is Outcome.ALLOW or (
                 p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL))
             prior = (services.executor.recorded(idempotency_key(thread_id, p.action_id))
@@ -459,25 +457,12 @@ def _blocked_escalation(proposals: list[Proposal],
 
 
 def _decide(services: Services, graph: str, tenant: str, p: Proposal,
-            run_facts: dict[str, Any]) -> PolicyDecision:
+            run_facts: dict[str, Any], stage: str) -> PolicyDecision:
     """Gate one proposal; facts come from its (possibly edited) args, never from the planner."""
-    try:
-        engine = services.policy_for(tenant)
-    except PolicyLoadError as exc:  # an active version that no longer loads blocks everything
-        return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
-                              policy_version="unloadable", errors=[str(exc)])
-    tool = services.registry.get(p.tool)
-    tool_facts = ToolFacts(name=tool.name, kind=tool.kind.value, reversible=tool.reversible,
-                           cost_class=tool.cost_class.value, risk=tool.risk.value)
-    try:
-        facts = ActionFacts.model_validate(services.executor.policy_facts(tenant, p.tool, p.args))
-        run = RunFacts.model_validate(run_facts)
-    except (ValidationError, ToolError) as exc:
-        return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
-                              policy_version=engine.version,
-                              errors=[f"could not compute policy facts: {exc}"])
-    return engine.evaluate(PolicyRequest(graph=graph, tenant_id=tenant, tool=tool_facts,
-                                         facts=facts, run=run))
+    return services.gate.decide(graph=graph, tenant_id=tenant, thread_id=_thread_id(),
+                                action_id=p.action_id, tool=p.tool, args=p.args,
+                                run_facts=run_facts, stage=stage,
+                                approved=p.status == "approved")
 
 
 @lru_cache(maxsize=256)

@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import cedarpy
-from pydantic import BaseModel, ConfigDict, Field
+import structlog
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from policy.autonomy import AutonomyTable, required_for_auto
-from policy.schema import PolicyLoadError, build_schema, validate_bundle
+from policy.conditions import (
+    KeywordScreen,
+    config_tools,
+    limits_from_config,
+    time_facts,
+    tool_rate_max,
+)
+from policy.redact import redact
+from policy.rules import Rule, check_rules, compile_rules, parse_rules
+from policy.schema import PolicyLoadError, build_schema, cedar_dump, validate_bundle
 
 POLICY_DIR = Path(__file__).parent / "policies"
 DEFAULTS_FILE = Path(__file__).parent / "defaults.json"
+log = structlog.get_logger("policy")
 
 # Reason codes the engine itself emits (the others are the @id of Cedar policies).
 POLICY_ERROR = "POLICY_ERROR"
@@ -45,7 +57,11 @@ class ToolFacts(BaseModel):
 
 
 class ActionFacts(BaseModel):
-    """Facts about one call, derived from its arguments. Unknown keys are an error, not ignored."""
+    """Facts about one call, derived from its arguments. Unknown keys are an error, not ignored.
+
+    Optional facts are absent from the Cedar context when unknown; policies test them with
+    `has` (the schema marks them optional, so forgetting the test fails validation).
+    """
 
     model_config = ConfigDict(extra="forbid")
     spend_cents: int = Field(default=0, ge=0)
@@ -53,15 +69,56 @@ class ActionFacts(BaseModel):
     priority: str = ""
     vendor_id: str = ""
     vendor_open_work_orders: int = Field(default=0, ge=0)
+    lead_time_minutes: int | None = None  # bookings: minutes from now to the appointment
+    minutes_since_start: int | None = None  # bookings: minutes since a missed appointment began
+    days_until_due: int | None = None  # compliance: negative when overdue
+    attempt: int = Field(default=0, ge=0)  # retries of the same action so far
 
 
 class RunFacts(BaseModel):
-    """Facts about the run the call belongs to (set by perceive/plan, not editable by reviewers)."""
+    """Facts about the run the call belongs to (set by perceive/plan, not editable by reviewers).
+
+    `text` is the inbound text that started the run: it is screened for keywords by us and
+    never handed to Cedar itself.
+    """
 
     model_config = ConfigDict(extra="forbid")
     is_emergency: bool = False
     priority: str = ""
     category: str = ""
+    intent: str = ""
+    property_id: str = ""
+    sla_breached: bool = False
+    text: str = Field(default="", json_schema_extra={"cedar": False})
+
+
+class Usage(BaseModel):
+    """Writes already done or in flight in the current window (computed by the gate)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tool_calls: int = Field(default=0, ge=0)
+    tenant_calls: int = Field(default=0, ge=0)
+    tenant_spend_cents: int = Field(default=0, ge=0)
+
+
+class TimeFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timezone: str
+    local_minutes: int  # minutes since local midnight
+    weekday: str
+    in_quiet_hours: bool
+
+
+class Screen(BaseModel):
+    """Keyword screening of the run's inbound text (seed 001 escalation contexts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    legal: bool = False
+    harassment: bool = False
+    discrimination: bool = False
+    injury: bool = False
+    eviction: bool = False
+    matched: list[str] = []
 
 
 class PolicyRequest(BaseModel):
@@ -70,6 +127,13 @@ class PolicyRequest(BaseModel):
     tool: ToolFacts
     facts: ActionFacts = Field(default_factory=ActionFacts)
     run: RunFacts = Field(default_factory=RunFacts)
+    usage: Usage = Field(default_factory=Usage)
+    # When the call would run; None means now. Quiet hours are judged in `timezone` (the
+    # property's), else the tenant's configured one.
+    at: AwareDatetime | None = None
+    timezone: str = ""
+    # The scope the call belongs to (resolved by the gate; picks the policy overlays).
+    portfolio_id: str = ""
     # False when the kill switch is off for this tenant (wired by the gateway).
     autonomous_writes_enabled: bool = True
     # Only for policy tests and dry runs: evaluate as if the autopilot had this level.
@@ -94,12 +158,21 @@ class PolicyDecision(BaseModel):
         return f"{self.outcome.value} ({', '.join(self.reasons)})"
 
 
-def _cents(amount: float) -> int:
-    return int(round(float(amount) * 100))
+def merge_config(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Overlay values replace base values key by key (objects merge; `rules` accumulate)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if key == "rules":
+            out[key] = list(out.get(key, [])) + list(value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 class PolicyBundle(BaseModel):
-    """The Cedar text plus the threshold config it reads; the version is their content hash."""
+    """The Cedar text plus the condition data it reads; the version is their content hash."""
 
     cedar: str
     config: dict[str, Any]
@@ -116,16 +189,7 @@ class PolicyBundle(BaseModel):
         return cls(cedar=cedar, config=config, version=f"pv-{digest}")
 
     def limits(self) -> dict[str, Any]:
-        spend = self.config["spend"]
-        work_orders = self.config["workOrders"]
-        return {
-            "auto_approve_max_cents": _cents(spend["autoApproveMax"]),
-            "require_approval_above_cents": _cents(spend["requireApprovalAbove"]),
-            "hard_block_above_cents": _cents(spend["hardBlockAbove"]),
-            "auto_assign_categories": list(work_orders["autoAssignAllowedCategories"]),
-            "emergency_always_escalate": bool(work_orders["emergencyAlwaysEscalate"]),
-            "max_open_per_vendor": int(work_orders["maxOpenPerVendor"]),
-        }
+        return limits_from_config(self.config)
 
 
 class PolicyEngine:
@@ -136,17 +200,29 @@ class PolicyEngine:
     """
 
     def __init__(self, bundle: PolicyBundle | None = None, *,
-                 known_tools: set[str] | None = None, strict: bool = False) -> None:
+                 known_tools: set[str] | None = None, installed_graphs: set[str] | None = None,
+                 strict: bool = False) -> None:
         self.bundle = bundle or PolicyBundle.load()
         self._policies: cedarpy.PolicySet | None = None
         self._entities = cedarpy.Entities.from_json_str("[]")  # all facts travel in context
         self._load_error: str | None = None
         self._autonomy = AutonomyTable({})
+        self._limits: dict[str, Any] = {}
+        self.rules: list[Rule] = []
+        self.cedar = self.bundle.cedar
+        self._known_tools, self._installed_graphs = known_tools, installed_graphs
         try:
             self._limits = self.bundle.limits()
             self._autonomy = AutonomyTable(self.bundle.config.get("autonomy", {}))
-            validate_bundle(self.bundle.cedar, self.schema(), known_tools)
-            self._policies = cedarpy.PolicySet.from_str(self.bundle.cedar)
+            self._screen = KeywordScreen(self.bundle.config)
+            self.rules = parse_rules(self.bundle.config.get("rules"))
+            check_rules(self.rules, known_tools, installed_graphs)
+            self._check_config_tools(known_tools)
+            compiled = compile_rules(self.rules)
+            if compiled:
+                self.cedar += f"\n// file: rules (compiled from config)\n{compiled}\n"
+            validate_bundle(self.cedar, self.schema(), known_tools)
+            self._policies = cedarpy.PolicySet.from_str(self.cedar)
         except PolicyLoadError as exc:
             if strict:
                 raise
@@ -155,38 +231,76 @@ class PolicyEngine:
             if strict:
                 raise PolicyLoadError([f"policy bundle failed to load: {exc}"]) from exc
             self._load_error = f"policy bundle failed to load: {exc}"
-            self._limits = {}
+
+    def with_config(self, overlay: dict[str, Any]) -> PolicyEngine:
+        """This bundle with condition data merged over its config (strict: refuses bad data)."""
+        config = merge_config(self.bundle.config, overlay)
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+        bundle = PolicyBundle(cedar=self.bundle.cedar, config=config,
+                              version=f"{self.version}+cfg-{digest}")
+        return PolicyEngine(bundle, known_tools=self._known_tools,
+                            installed_graphs=self._installed_graphs, strict=True)
+
+    def _check_config_tools(self, known_tools: set[str] | None) -> None:
+        if known_tools is None:
+            return
+        problems = [f"{where}: {tool!r} is not a registered tool"
+                    for where, tools in config_tools(self.bundle.config).items()
+                    for tool in tools if tool not in known_tools]
+        if problems:
+            raise PolicyLoadError(problems)
 
     def schema(self) -> dict[str, Any]:
         """The Cedar schema every policy of this bundle is validated against."""
-        return build_schema(ToolFacts, ActionFacts, RunFacts, AutonomyFacts, self._limits)
+        return build_schema({
+            "tool": ToolFacts, "facts": ActionFacts, "run": RunFacts, "autonomy": AutonomyFacts,
+            "time": TimeFacts, "screen": Screen, "usage": Usage}, self._limits)
 
     @property
     def version(self) -> str:
         return self.bundle.version
 
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.bundle.config
+
     def _block(self, request: PolicyRequest, error: str) -> PolicyDecision:
+        log.warning("policy.evaluation_error", graph=request.graph, tool=request.tool.name,
+                    tenant=request.tenant_id, policy_version=self.version, error=error)
         return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
                               policy_version=self.version, errors=[error],
-                              inputs=request.model_dump(mode="json"))
+                              inputs=redact(request.model_dump(mode="json")))
 
-    def evaluate(self, request: PolicyRequest) -> PolicyDecision:
-        if self._load_error or self._policies is None:
-            return self._block(request, self._load_error or "no policies loaded")
+    def context(self, request: PolicyRequest) -> dict[str, Any]:
+        """The Cedar context of one request: its facts plus the conditions derived for it."""
         level = (request.level_override if request.level_override is not None
                  else self._autonomy.level(request.graph, request.tool.name))
         autonomy = AutonomyFacts(
             level=level,
             required_for_auto=required_for_auto(request.tool.kind, request.tool.reversible),
             autonomous_writes_enabled=request.autonomous_writes_enabled)
-        context = {
+        at = request.at or datetime.now(UTC)
+        return {
             "tool": request.tool.model_dump(),
-            "facts": request.facts.model_dump(),
-            "run": request.run.model_dump(),
+            "facts": cedar_dump(request.facts),
+            "run": cedar_dump(request.run),
             "autonomy": autonomy.model_dump(),
-            "limits": self._limits,
+            "limits": {**self._limits,
+                       "tool_rate_max": tool_rate_max(self.config, request.tool.name)},
+            "time": time_facts(self.config, at, request.timezone),
+            "screen": self._screen.screen(request.run.text),
+            "usage": request.usage.model_dump(),
             "tenant_id": request.tenant_id,
+            "graph": request.graph,
         }
+
+    def evaluate(self, request: PolicyRequest) -> PolicyDecision:
+        if self._load_error or self._policies is None:
+            return self._block(request, self._load_error or "no policies loaded")
+        try:
+            context = self.context(request)
+        except Exception as exc:  # e.g. a time zone that does not exist
+            return self._block(request, f"could not derive the policy context: {exc}")
         base = {
             "principal": {"type": "Autopilot", "id": request.graph},
             "resource": {"type": "Tool", "id": request.tool.name},
@@ -205,7 +319,10 @@ class PolicyEngine:
         errors = [str(e) for r in answers for e in r.diagnostics.errors]
         if errors:
             return self._block(request, "; ".join(errors))
-        inputs = {"context": context, "principal": request.graph, "resource": request.tool.name}
+        # The limits are fixed by the policy version; the rest is what this call brought.
+        seen = {k: v for k, v in context.items() if k != "limits"}
+        inputs = redact({"context": seen, "principal": request.graph,
+                         "resource": request.tool.name})
         if auto.allowed:
             outcome, reasons = Outcome.ALLOW, self._codes(auto)
         elif approval.allowed:

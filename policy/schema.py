@@ -43,9 +43,33 @@ def _cedar_type(annotation: Any) -> dict[str, Any]:
     raise TypeError(f"no Cedar type for {annotation!r}")
 
 
+def _in_cedar(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return not (isinstance(extra, dict) and extra.get("cedar") is False)
+
+
+def _optional(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and (
+        type(None) in typing.get_args(annotation))
+
+
 def record_of(model: type[BaseModel]) -> dict[str, Any]:
-    return {"type": "Record", "attributes": {
-        name: _cedar_type(field.annotation) for name, field in model.model_fields.items()}}
+    """A Cedar record type for a model; `X | None` fields are optional attributes."""
+    attributes = {}
+    for name, field in model.model_fields.items():
+        if not _in_cedar(field):
+            continue
+        attr = _cedar_type(field.annotation)
+        if _optional(field.annotation):
+            attr = {**attr, "required": False}
+        attributes[name] = attr
+    return {"type": "Record", "attributes": attributes}
+
+
+def cedar_dump(model: BaseModel) -> dict[str, Any]:
+    """A model as Cedar context: fields kept out of Cedar dropped, unknown (None) ones absent."""
+    skip = {n for n, f in type(model).model_fields.items() if not _in_cedar(f)}
+    return model.model_dump(exclude=skip, exclude_none=True)
 
 
 def _value_type(value: Any) -> dict[str, Any]:
@@ -57,19 +81,18 @@ def _value_type(value: Any) -> dict[str, Any]:
         return {"type": "String"}
     if isinstance(value, list):
         return {"type": "Set", "element": _value_type(value[0] if value else "")}
+    if isinstance(value, dict):
+        return {"type": "Record", "attributes": {k: _value_type(v) for k, v in value.items()}}
     raise TypeError(f"no Cedar type for limit value {value!r}")
 
 
-def build_schema(tool: type[BaseModel], facts: type[BaseModel], run: type[BaseModel],
-                 autonomy: type[BaseModel], limits: dict[str, Any]) -> dict[str, Any]:
+def build_schema(records: dict[str, type[BaseModel]], limits: dict[str, Any]) -> dict[str, Any]:
     """The Cedar JSON schema of principal Autopilot, resource Tool and the gate's context."""
-    context = {"type": "Record", "attributes": {
-        "tool": record_of(tool), "facts": record_of(facts), "run": record_of(run),
-        "autonomy": record_of(autonomy),
-        "limits": {"type": "Record", "attributes": {k: _value_type(v)
-                                                     for k, v in limits.items()}},
-        "tenant_id": {"type": "String"},
-    }}
+    attributes = {name: record_of(model) for name, model in records.items()}
+    attributes["limits"] = _value_type(limits)
+    attributes["tenant_id"] = {"type": "String"}
+    attributes["graph"] = {"type": "String"}
+    context = {"type": "Record", "attributes": attributes}
     applies = {"principalTypes": ["Autopilot"], "resourceTypes": ["Tool"], "context": context}
     return {"": {"entityTypes": {"Autopilot": {}, "Tool": {}},
                  "actions": {a: {"appliesTo": applies} for a in ACTIONS}}}

@@ -1,10 +1,16 @@
-"""Policies as versioned data: immutable versions per scope, one active per scope.
+"""Policies as versioned data: immutable versions per scope, one active (and at most one shadow)
+per scope.
 
-A global version is a complete bundle (Cedar text + thresholds). A tenant version is an
-overlay: extra rules, which must all be `forbid` (a narrower scope can only refine, never
-widen, what the global policies allow), and threshold overrides merged over the global
-config. Every create and activate validates the effective bundle first; a broken version is
-refused with the policy id and location and the active one stays in force.
+Scopes nest global > tenant > portfolio > property (seed 001 `AgentPolicy.scopeType`). A
+global version is a complete bundle (Cedar text + condition data). Narrower versions are
+overlays: extra Cedar rules, which must all be `forbid` (a narrower scope can only refine,
+never widen, what the broader policies allow), condition data merged over the broader
+config, and seed-002 rules, which resolve against broader rules by priority. Every create and
+activate validates the effective bundle first; a broken version is refused with the policy id
+and location and the active one stays in force.
+
+A shadow version is evaluated beside the active one on every real decision and only logged
+(see `policy.gate`): how a candidate would have decided, without it deciding anything.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,19 +29,33 @@ from sqlalchemy import func, select, update
 
 from autopilot.db import Database
 from autopilot.models import PolicyVersion
-from policy.engine import PolicyBundle, PolicyEngine
+from policy.engine import PolicyBundle, PolicyEngine, merge_config
 from policy.schema import PolicyLoadError
 
-SCOPES = ("global", "tenant")
+SCOPES = ("global", "tenant", "portfolio", "property")
+_LABEL = {"tenant": "t", "portfolio": "pf", "property": "p"}
 _CACHE_SECONDS = 1.0  # how long a process may serve a version after another one is activated
 
 
-def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overlay.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
+@dataclass(frozen=True)
+class Scope:
+    """Where a call belongs: the tenant, and the portfolio and property when known."""
+
+    tenant_id: str
+    portfolio_id: str = ""
+    property_id: str = ""
+
+    def keys(self) -> list[tuple[str, str, str]]:
+        """(scope_type, tenant_id, scope_id) of every scope this one lies in, broad to narrow."""
+        out = [("global", "", ""), ("tenant", self.tenant_id, self.tenant_id)]
+        if self.portfolio_id:
+            out.append(("portfolio", self.tenant_id, self.portfolio_id))
+        if self.property_id:
+            out.append(("property", self.tenant_id, self.property_id))
+        return out
+
+
+Layers = tuple[int | None, ...]  # version ids per scope key, broad to narrow
 
 
 def read_dir(path: Path) -> tuple[str, dict[str, Any]]:
@@ -54,24 +75,28 @@ def read_dir(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 class PolicyStore:
-    def __init__(self, db: Database, known_tools: set[str]) -> None:
+    def __init__(self, db: Database, known_tools: set[str],
+                 installed_graphs: set[str] | None = None) -> None:
         self.db = db
         self.known_tools = known_tools
-        self._engines: dict[tuple[int | None, int | None], PolicyEngine] = {}
-        self._active: dict[str, tuple[float, tuple[int | None, int | None]]] = {}
+        self.installed_graphs = installed_graphs
+        self._engines: dict[Layers, PolicyEngine] = {}
+        self._chains: dict[Scope, tuple[float, Layers, Layers | None]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading
 
-    def versions(self, scope_type: str | None = None,
-                 scope_id: str | None = None) -> list[PolicyVersion]:
+    def versions(self, scope_type: str | None = None, scope_id: str | None = None,
+                 tenant_id: str | None = None) -> list[PolicyVersion]:
         with self.db.session() as s:
-            q = select(PolicyVersion).order_by(PolicyVersion.scope_type, PolicyVersion.scope_id,
-                                               PolicyVersion.number)
+            q = select(PolicyVersion).order_by(PolicyVersion.scope_type, PolicyVersion.tenant_id,
+                                               PolicyVersion.scope_id, PolicyVersion.number)
             if scope_type:
                 q = q.where(PolicyVersion.scope_type == scope_type)
             if scope_id is not None:
                 q = q.where(PolicyVersion.scope_id == scope_id)
+            if tenant_id is not None:
+                q = q.where(PolicyVersion.tenant_id.in_(["", tenant_id]))
             return list(s.scalars(q))
 
     def get(self, version_id: int) -> PolicyVersion:
@@ -81,60 +106,123 @@ class PolicyStore:
             raise PolicyLoadError([f"no policy version {version_id}"])
         return version
 
-    def _active_ids(self, tenant_id: str) -> tuple[int | None, int | None]:
+    def _chain(self, scope: Scope) -> tuple[Layers, Layers | None]:
+        """Active version ids per scope key, and the same with shadow versions swapped in
+        (None when no scope of the chain has a shadow)."""
+        keys = scope.keys()
         with self.db.session() as s:
-            rows = s.execute(select(PolicyVersion.scope_type, PolicyVersion.id).where(
-                PolicyVersion.active.is_(True),
-                ((PolicyVersion.scope_type == "global") |
-                 ((PolicyVersion.scope_type == "tenant") &
-                  (PolicyVersion.scope_id == tenant_id))))).all()
-        ids = dict(rows)
-        return ids.get("global"), ids.get("tenant")
+            rows = s.execute(select(PolicyVersion.scope_type, PolicyVersion.tenant_id,
+                                    PolicyVersion.scope_id, PolicyVersion.id,
+                                    PolicyVersion.active, PolicyVersion.shadow).where(
+                (PolicyVersion.active.is_(True)) | (PolicyVersion.shadow.is_(True)),
+                PolicyVersion.tenant_id.in_(["", scope.tenant_id]))).all()
+        active: dict[tuple[str, str, str], int] = {}
+        shadow: dict[tuple[str, str, str], int] = {}
+        for scope_type, tenant_id, scope_id, vid, is_active, is_shadow in rows:
+            key = (scope_type, tenant_id, scope_id)
+            if is_active:
+                active[key] = vid
+            if is_shadow:
+                shadow[key] = vid
+        live = tuple(active.get(k) for k in keys)
+        if not any(k in shadow for k in keys):
+            return live, None
+        return live, tuple(shadow.get(k, active.get(k)) for k in keys)
 
-    def bundle(self, global_version: PolicyVersion | None,
-               tenant_version: PolicyVersion | None) -> PolicyBundle:
-        """The effective bundle of a global version (or the shipped files) plus an overlay."""
+    def _resolve(self, scope: Scope) -> tuple[Layers, Layers | None]:
+        with self._lock:
+            seen = self._chains.get(scope)
+            if seen is None or time.monotonic() - seen[0] > _CACHE_SECONDS:
+                seen = (time.monotonic(), *self._chain(scope))
+                self._chains[scope] = seen
+            return seen[1], seen[2]
+
+    def bundle(self, layers: list[PolicyVersion | None]) -> PolicyBundle:
+        """The effective bundle: a global version (or the shipped files) plus overlays."""
         base = PolicyBundle.load()
-        cedar, config = base.cedar, base.config
-        label = "shipped"
-        if global_version is not None:
-            cedar, config = global_version.cedar, global_version.config
-            label = f"g{global_version.number}"
-        if tenant_version is not None:
-            cedar += (f"\n// file: tenant-{tenant_version.scope_id}-"
-                      f"v{tenant_version.number}.cedar\n{tenant_version.cedar}")
-            config = _merge(config, tenant_version.config)
-            label += f"+{tenant_version.scope_id}.t{tenant_version.number}"
+        cedar, config, labels = base.cedar, dict(base.config), ["shipped"]
+        first = layers[0] if layers else None
+        if first is not None:
+            cedar, config, labels = first.cedar, dict(first.config), [f"g{first.number}"]
+        config["rules"] = [{"scope": "global", **r} for r in config.get("rules", [])]
+        for v in layers[1:]:
+            if v is None:
+                continue
+            cedar += (f"\n// file: {v.scope_type}-{v.scope_id}-v{v.number}.cedar\n{v.cedar}")
+            overlay = dict(v.config)
+            overlay["rules"] = [{**r, "scope": v.scope_type} for r in overlay.get("rules", [])]
+            config = merge_config(config, overlay)
+            labels.append(f"{v.scope_id}.{_LABEL[v.scope_type]}{v.number}")
         digest = hashlib.sha256((cedar + json.dumps(config, sort_keys=True)).encode()
                                 ).hexdigest()[:8]
-        return PolicyBundle(cedar=cedar, config=config, version=f"{label}-{digest}")
+        return PolicyBundle(cedar=cedar, config=config, version=f"{'+'.join(labels)}-{digest}")
 
-    def engine_for(self, tenant_id: str) -> PolicyEngine:
-        """The engine for a tenant's active policies (refreshed within a second of a change)."""
+    def _engine(self, layers: Layers) -> PolicyEngine:
         with self._lock:
-            seen = self._active.get(tenant_id)
-            if seen is None or time.monotonic() - seen[0] > _CACHE_SECONDS:
-                seen = (time.monotonic(), self._active_ids(tenant_id))
-                self._active[tenant_id] = seen
-            key = seen[1]
-            engine = self._engines.get(key)
+            engine = self._engines.get(layers)
         if engine is None:
-            g = self.get(key[0]) if key[0] is not None else None
-            t = self.get(key[1]) if key[1] is not None else None
-            engine = PolicyEngine(self.bundle(g, t), known_tools=self.known_tools, strict=True)
+            versions = [self.get(v) if v is not None else None for v in layers]
+            engine = self._build(versions)
             with self._lock:
-                self._engines[key] = engine
+                self._engines[layers] = engine
         return engine
 
+    def _build(self, versions: list[PolicyVersion | None]) -> PolicyEngine:
+        return PolicyEngine(self.bundle(versions), known_tools=self.known_tools,
+                            installed_graphs=self.installed_graphs, strict=True)
+
+    def engine_for(self, tenant_id: str, portfolio_id: str = "",
+                   property_id: str = "") -> PolicyEngine:
+        """The engine for a scope's active policies (refreshed within a second of a change)."""
+        live, _ = self._resolve(Scope(tenant_id, portfolio_id, property_id))
+        return self._engine(live)
+
+    def shadow_engine_for(self, tenant_id: str, portfolio_id: str = "",
+                          property_id: str = "") -> PolicyEngine | None:
+        """The engine with the shadow versions of this scope's chain swapped in, if any.
+
+        A shadow that no longer composes (e.g. the global version changed under it) yields
+        None: shadows never affect real decisions, not even by failing.
+        """
+        _, shadow = self._resolve(Scope(tenant_id, portfolio_id, property_id))
+        if shadow is None:
+            return None
+        try:
+            return self._engine(shadow)
+        except PolicyLoadError:
+            return None
+
+    def _chain_with(self, version: PolicyVersion) -> list[PolicyVersion | None]:
+        """The active chain of a version's own scope, with this version in its place."""
+        scope = Scope(version.tenant_id,
+                      version.scope_id if version.scope_type == "portfolio" else "",
+                      version.scope_id if version.scope_type == "property" else "")
+        live, _ = self._chain(scope)
+        keys = scope.keys()
+        out: list[PolicyVersion | None] = []
+        for (scope_type, _, _), vid in zip(keys, live, strict=True):
+            if scope_type == version.scope_type:
+                out.append(version)
+            elif scope_type == "portfolio" and version.scope_type == "property":
+                out.append(None)  # a property's portfolio is not known from the version alone
+            else:
+                out.append(self.get(vid) if vid is not None else None)
+        return out
+
     def engine_for_version(self, version_id: int) -> PolicyEngine:
-        """A given version (a tenant overlay is composed with the active global version)."""
-        version = self.get(version_id)
-        if version.scope_type == "global":
-            return PolicyEngine(self.bundle(version, None), known_tools=self.known_tools,
-                                strict=True)
-        g_id, _ = self._active_ids(version.scope_id)
-        return PolicyEngine(self.bundle(self.get(g_id) if g_id else None, version),
-                            known_tools=self.known_tools, strict=True)
+        """A given version, composed with the active versions of the broader scopes."""
+        return self._build(self._chain_with(self.get(version_id)))
+
+    def engine_with_global(self, bundle: PolicyBundle, tenant_id: str, portfolio_id: str = "",
+                           property_id: str = "") -> PolicyEngine:
+        """A candidate global bundle under a scope's active overlays (for simulation)."""
+        live, _ = self._chain(Scope(tenant_id, portfolio_id, property_id))
+        overlays = [self.get(v) if v is not None else None for v in live[1:]]
+        candidate = PolicyVersion(scope_type="global", tenant_id="", scope_id="", number=0,
+                                  cedar=bundle.cedar, config=bundle.config)
+        engine = self._build([candidate, *overlays])
+        engine.bundle.version = "candidate-" + engine.bundle.version.split("-", 1)[1]
+        return engine
 
     # ------------------------------------------------------------------ changing
 
@@ -147,34 +235,35 @@ class PolicyStore:
                     for pid, p in parsed.get("staticPolicies", {}).items()
                     if p.get("effect") != "forbid"]
         if widening:
-            raise PolicyLoadError([f"{pid}: a tenant version may only add forbid rules"
+            raise PolicyLoadError([f"{pid}: a narrower scope may only add forbid rules"
                                    for pid in widening])
 
-    def create(self, *, scope_type: str, scope_id: str = "", cedar: str,
+    def create(self, *, scope_type: str, scope_id: str = "", tenant_id: str = "", cedar: str,
                config: dict[str, Any], author: str, note: str = "",
                activate: bool = False) -> PolicyVersion:
         """Validate, then store a new immutable version (optionally activating it)."""
         if scope_type not in SCOPES:
             raise PolicyLoadError([f"scope must be one of {', '.join(SCOPES)}"])
-        if (scope_type == "tenant") != bool(scope_id):
-            raise PolicyLoadError(["a tenant version needs the tenant id; a global one none"])
+        if scope_type == "tenant":
+            tenant_id = tenant_id or scope_id
+            scope_id = tenant_id
+        if scope_type == "global" and (scope_id or tenant_id):
+            raise PolicyLoadError(["a global version takes no tenant or scope id"])
+        if scope_type != "global" and not (tenant_id and scope_id):
+            extra = "" if scope_type == "tenant" else f" and the {scope_type} id"
+            raise PolicyLoadError([f"a {scope_type} version needs the tenant id{extra}"])
         if not author.strip():
             raise PolicyLoadError(["every version needs an author"])
-        candidate = PolicyVersion(scope_type=scope_type, scope_id=scope_id, number=0,
-                                  cedar=cedar, config=config, author=author, note=note)
-        if scope_type == "tenant":
+        candidate = PolicyVersion(scope_type=scope_type, scope_id=scope_id, tenant_id=tenant_id,
+                                  number=0, cedar=cedar, config=config, author=author, note=note)
+        if scope_type != "global":
             self._check_overlay(cedar)
-            g_id, _ = self._active_ids(scope_id)
-            PolicyEngine(self.bundle(self.get(g_id) if g_id else None, candidate),
-                         known_tools=self.known_tools, strict=True)
-        else:
-            PolicyEngine(self.bundle(candidate, None), known_tools=self.known_tools,
-                         strict=True)
+        self._build(self._chain_with(candidate))  # raises PolicyLoadError; nothing is stored
         digest = hashlib.sha256((cedar + json.dumps(config, sort_keys=True)).encode()
                                 ).hexdigest()
         with self.db.session() as s:
             number = (s.scalar(select(func.max(PolicyVersion.number)).where(
-                PolicyVersion.scope_type == scope_type,
+                PolicyVersion.scope_type == scope_type, PolicyVersion.tenant_id == tenant_id,
                 PolicyVersion.scope_id == scope_id)) or 0) + 1
             candidate.number, candidate.content_hash = number, digest
             s.add(candidate)
@@ -184,19 +273,22 @@ class PolicyStore:
             return self.activate(version_id)
         return self.get(version_id)
 
+    def _same_scope(self, version: PolicyVersion) -> Any:
+        return ((PolicyVersion.scope_type == version.scope_type)
+                & (PolicyVersion.tenant_id == version.tenant_id)
+                & (PolicyVersion.scope_id == version.scope_id))
+
     def activate(self, version_id: int) -> PolicyVersion:
-        """Make a version the active one of its scope (validated again: the global version
-        under a tenant overlay may have changed since it was created)."""
+        """Make a version the active one of its scope (validated again: the broader versions
+        under an overlay may have changed since it was created)."""
         version = self.get(version_id)
         self.engine_for_version(version_id)  # raises PolicyLoadError; nothing changes then
         with self.db.session() as s:
             s.execute(update(PolicyVersion).where(
-                PolicyVersion.scope_type == version.scope_type,
-                PolicyVersion.scope_id == version.scope_id,
-                PolicyVersion.id != version_id).values(active=False))
+                self._same_scope(version), PolicyVersion.id != version_id).values(active=False))
             s.execute(update(PolicyVersion).where(PolicyVersion.id == version_id).values(
-                active=True, activated_at=datetime.now(UTC)))
-        self._active.clear()
+                active=True, shadow=False, activated_at=datetime.now(UTC)))
+        self._chains.clear()
         return self.get(version_id)
 
     def deactivate(self, version_id: int) -> PolicyVersion:
@@ -205,5 +297,22 @@ class PolicyStore:
         with self.db.session() as s:
             s.execute(update(PolicyVersion).where(PolicyVersion.id == version_id)
                       .values(active=False))
-        self._active.clear()
+        self._chains.clear()
+        return self.get(version_id)
+
+    def set_shadow(self, version_id: int, on: bool = True) -> PolicyVersion:
+        """Evaluate a version beside the active one of its scope, log-only (one per scope)."""
+        version = self.get(version_id)
+        if on:
+            if version.active:
+                raise PolicyLoadError([f"version {version_id} is active; a shadow must be a "
+                                       "candidate that is not in force"])
+            self.engine_for_version(version_id)
+        with self.db.session() as s:
+            if on:
+                s.execute(update(PolicyVersion).where(self._same_scope(version))
+                          .values(shadow=False))
+            s.execute(update(PolicyVersion).where(PolicyVersion.id == version_id)
+                      .values(shadow=on))
+        self._chains.clear()
         return self.get(version_id)

@@ -15,14 +15,24 @@ would compute, and the expected outcome and reason codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from policy.autonomy import LEVELS
-from policy.engine import ActionFacts, Outcome, PolicyEngine, PolicyRequest, RunFacts, ToolFacts
+from policy.engine import (
+    ActionFacts,
+    Outcome,
+    PolicyEngine,
+    PolicyRequest,
+    RunFacts,
+    ToolFacts,
+    Usage,
+)
+from policy.schema import PolicyLoadError
 from tools.registry import ToolRegistry, pydantic_errors
 
 SUITES_DIR = Path(__file__).parent / "tests"
@@ -42,6 +52,9 @@ class Case(BaseModel):
     tenant_id: str = "suite"
     facts: ActionFacts = Field(default_factory=ActionFacts)
     run: RunFacts = Field(default_factory=RunFacts)
+    usage: Usage = Field(default_factory=Usage)
+    at: AwareDatetime | None = None  # default: the suite's `at`
+    timezone: str = ""
     level: Literal["L0", "L1", "L2", "L3", "L4"] | None = None  # default: the configured one
     kill_switch: bool = False
     expect: Expect
@@ -51,6 +64,10 @@ class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     graph: str
+    # Condition data merged over the bundle's config for this suite (e.g. a tenant overlay).
+    config: dict[str, Any] = {}
+    # The instant cases are evaluated at unless they say otherwise (quiet hours need one).
+    at: AwareDatetime = datetime(2026, 11, 18, 19, 0, tzinfo=UTC)  # a Wednesday, 14:00 NY
     cases: list[Case] = Field(min_length=1)
 
 
@@ -102,11 +119,18 @@ def run_suites(engine: PolicyEngine, registry: ToolRegistry,
     results = []
     for path in suite_paths(paths):
         suite = load_suite(path)
+        suite_engine = engine
+        if suite.config:
+            try:
+                suite_engine = engine.with_config(suite.config)
+            except PolicyLoadError as exc:
+                raise SuiteError(f"{path}: config: {exc}") from None
         for i, case in enumerate(suite.cases):
             where = f"{path}: cases.{i} ({case.name})"
-            decision = engine.evaluate(PolicyRequest(
+            decision = suite_engine.evaluate(PolicyRequest(
                 graph=case.graph or suite.graph, tenant_id=case.tenant_id,
                 tool=_tool_facts(case, registry, where), facts=case.facts, run=case.run,
+                usage=case.usage, at=case.at or suite.at, timezone=case.timezone,
                 autonomous_writes_enabled=not case.kill_switch,
                 level_override=LEVELS[case.level] if case.level else None))
             passed = decision.outcome is case.expect.outcome and (

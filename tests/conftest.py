@@ -57,11 +57,16 @@ def fresh_postgres_url(postgres_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+POLICY_TIME = "2026-11-18T19:00:00+00:00"
+
+
 def settings_env(tmp_path: Path, database_url: str = "") -> dict[str, str]:
     """Environment for a child process (or Settings) pointing at this test's backend."""
     env = {**os.environ, "AUTOPILOT_DATA_DIR": str(tmp_path / "data"),
            "DATABASE_URL": database_url, "AUTOPILOT_RETRY_INITIAL_INTERVAL": "0.01",
-           "AUTOPILOT_TENANT": TENANT}
+           "AUTOPILOT_TENANT": TENANT,
+           # Quiet hours must not depend on when the suite runs: a Wednesday, 14:00 in NY.
+           "AUTOPILOT_POLICY_TIME": POLICY_TIME}
     env.pop("AUTOPILOT_SANDBOX_FAULTS", None)
     return env
 
@@ -88,7 +93,8 @@ def make_settings(env: dict[str, str]) -> Settings:
                     DATABASE_URL=env["DATABASE_URL"],
                     AUTOPILOT_RETRY_INITIAL_INTERVAL=float(
                         env["AUTOPILOT_RETRY_INITIAL_INTERVAL"]),
-                    AUTOPILOT_SANDBOX_FAULTS="")
+                    AUTOPILOT_SANDBOX_FAULTS="",
+                    AUTOPILOT_POLICY_TIME=env["AUTOPILOT_POLICY_TIME"])
 
 
 RunnerFactory = Callable[[dict[str, str]], Runner]

@@ -18,7 +18,7 @@ from tools.catalog import build_registry
 def test_shipped_suites_cover_every_seeded_rule_and_pass() -> None:
     results = run_suites(PolicyEngine(), build_registry())
     assert results and all(r.passed for r in results), [r for r in results if not r.passed]
-    engine_rules = {line.split('"')[1] for line in PolicyEngine().bundle.cedar.splitlines()
+    engine_rules = {line.split('"')[1] for line in PolicyEngine().cedar.splitlines()
                     if line.startswith("@id(")}
     covered = {reason for r in results for reason in r.reasons}
     # The approval permit never is a reason: REQUIRE_APPROVAL reports what stopped `execute`.

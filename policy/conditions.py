@@ -1,0 +1,148 @@
+"""The condition data of a policy bundle (seed 001 section 6, seed 002 conditions), turned into
+the flat `limits` record and the derived facts (local time, keyword screen) Cedar reads.
+
+Policies compare numbers and flags; everything that needs a clock, a time zone, a regex or a
+count is computed here (or by the gate) so that Cedar stays a pure decision over data.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from policy.schema import PolicyLoadError
+
+DEFAULT_TIMEZONE = "America/New_York"
+SCREEN_CATEGORIES = ("legal", "harassment", "discrimination", "injury", "eviction")
+_TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _cents(amount: float) -> int:
+    return int(round(float(amount) * 100))
+
+
+def _hhmm(value: str, where: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise PolicyLoadError([f"{where}: {value!r} is not a time like 21:00"]) from None
+
+
+def zone(name: str, where: str = "timezone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyLoadError([f"{where}: {name!r} is not an IANA time zone"]) from None
+
+
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key, {})
+    if not isinstance(value, dict):
+        raise PolicyLoadError([f"{key}: must be an object"])
+    return value
+
+
+def limits_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The `context.limits` record; a missing or mistyped key fails with its path."""
+    try:
+        spend = config["spend"]
+        work_orders = config["workOrders"]
+        messaging = _section(config, "messaging")
+        quiet = messaging.get("quietHours", {})
+        compliance = _section(config, "compliance")
+        windows = _section(config, "windows")
+        sla = _section(config, "sla").get("hoursByPriority", {})
+        out = {
+            "auto_approve_max_cents": _cents(spend["autoApproveMax"]),
+            "require_approval_above_cents": _cents(spend["requireApprovalAbove"]),
+            "hard_block_above_cents": _cents(spend["hardBlockAbove"]),
+            "auto_assign_categories": [str(c) for c in work_orders["autoAssignAllowedCategories"]],
+            "emergency_always_escalate": bool(work_orders["emergencyAlwaysEscalate"]),
+            "max_open_per_vendor": int(work_orders["maxOpenPerVendor"]),
+            "quiet_hours_tools": [str(t) for t in quiet.get("tools", [])],
+            "allowed_auto_intents": [str(i) for i in messaging.get("allowedAutoIntents", [])],
+            "legal_keywords_escalate": bool(messaging.get("legalKeywordsEscalate", True)),
+            "compliance_critical_days": int(compliance.get("criticalDaysBeforeDue", 7)),
+            "compliance_auto_create_tasks": bool(compliance.get("autoCreateTasks", True)),
+            "compliance_overdue_escalate": bool(compliance.get("overdueAlwaysEscalate", True)),
+            "window_minutes": int(windows.get("minutes", 60)),
+            "tenant_rate_max": int(windows.get("perTenantWrites", 0)),
+            "spend_window_max_cents": _cents(windows.get("perTenantSpend", 0)),
+            "tool_rate_max": 0,  # per call: filled from windows.perToolWrites
+            "sla_hours": {str(k): int(v) for k, v in sla.items()},
+        }
+    except KeyError as exc:
+        raise PolicyLoadError([f"config: missing {exc.args[0]!r}"]) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise PolicyLoadError([f"config: {exc}"]) from None
+    if quiet:
+        _hhmm(quiet.get("start"), "messaging.quietHours.start")
+        _hhmm(quiet.get("end"), "messaging.quietHours.end")
+    zone(_section(config, "tenant").get("timezone", DEFAULT_TIMEZONE), "tenant.timezone")
+    if out["window_minutes"] <= 0:
+        raise PolicyLoadError(["windows.minutes: must be positive"])
+    return out
+
+
+def tool_rate_max(config: dict[str, Any], tool: str) -> int:
+    return int(config.get("windows", {}).get("perToolWrites", {}).get(tool, 0))
+
+
+def config_tools(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Tool names the config refers to, by where (checked against the registry at load)."""
+    return {
+        "messaging.quietHours.tools": list(
+            config.get("messaging", {}).get("quietHours", {}).get("tools", [])),
+        "windows.perToolWrites": list(config.get("windows", {}).get("perToolWrites", {})),
+    }
+
+
+def time_facts(config: dict[str, Any], at: datetime, timezone: str) -> dict[str, Any]:
+    """Local time of the call and whether it falls in the tenant's quiet hours."""
+    tz_name = timezone or config.get("tenant", {}).get("timezone", DEFAULT_TIMEZONE)
+    try:
+        local = at.astimezone(ZoneInfo(tz_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"time zone {tz_name!r} of the call is not an IANA time zone") from None
+    quiet = config.get("messaging", {}).get("quietHours")
+    in_quiet = False
+    if quiet:
+        start = _hhmm(quiet["start"], "messaging.quietHours.start")
+        end = _hhmm(quiet["end"], "messaging.quietHours.end")
+        now = local.time().replace(tzinfo=None)
+        in_quiet = (start <= now < end) if start <= end else (now >= start or now < end)
+    return {"timezone": tz_name, "local_minutes": local.hour * 60 + local.minute,
+            "weekday": WEEKDAYS[local.weekday()], "in_quiet_hours": in_quiet}
+
+
+class KeywordScreen:
+    """Whole-word, case-insensitive keyword lists per category; `word*` matches a prefix."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        lists = config.get("messaging", {}).get("keywords", {})
+        unknown = sorted(set(lists) - set(SCREEN_CATEGORIES))
+        if unknown:
+            raise PolicyLoadError([f"messaging.keywords.{k}: unknown category (known: "
+                                   f"{', '.join(SCREEN_CATEGORIES)})" for k in unknown])
+        self._patterns: dict[str, re.Pattern[str]] = {}
+        for category, words in lists.items():
+            parts = [re.escape(w.rstrip("*")).replace(r"\ ", r"\s+") +
+                     (r"\w*" if w.endswith("*") else r"\b") for w in words if w.strip("* ")]
+            if parts:
+                self._patterns[category] = re.compile(r"\b(?:" + "|".join(parts) + ")",
+                                                      re.IGNORECASE)
+
+    def screen(self, text: str) -> dict[str, Any]:
+        text = text.translate(_TYPOGRAPHIC)
+        out: dict[str, Any] = {c: False for c in SCREEN_CATEGORIES}
+        matched: set[str] = set()
+        for category, pattern in self._patterns.items():
+            hits = {m.group(0).lower() for m in pattern.finditer(text)}
+            if hits:
+                out[category] = True
+                matched |= {f"{category}:{h}" for h in hits}
+        out["matched"] = sorted(matched)
+        return out

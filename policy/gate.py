@@ -1,0 +1,177 @@
+"""The policy gate the spine calls for every real decision.
+
+It turns a proposed call into a `PolicyRequest` (facts from the tool's own arguments, the
+run's scope and time zone from the property record, usage windows counted from the decisions
+already recorded), asks the engine of that scope, asks the shadow engine too when a shadow
+version exists, and records the decision with its redacted request. Evaluation errors become
+BLOCK/`POLICY_ERROR` decisions that are recorded and logged like any other.
+
+Rate and spend windows count execute-stage decisions whose write went ahead, i.e. writes done
+or still in flight. Counting and recording happen in one transaction under a per-tenant lock
+(Postgres advisory lock; SQLite's write lock), so two concurrent writes cannot both take the
+last slot of a window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import and_, case, func, not_, select, text
+from sqlalchemy.orm import Session
+
+from autopilot.db import Database
+from autopilot.models import PolicyDecisionRecord, Property
+from policy.engine import (
+    POLICY_ERROR,
+    ActionFacts,
+    Outcome,
+    PolicyDecision,
+    PolicyEngine,
+    PolicyRequest,
+    RunFacts,
+    ToolFacts,
+    Usage,
+)
+from policy.redact import redact
+from policy.schema import PolicyLoadError
+from policy.store import PolicyStore
+from tools.executor import ToolExecutor
+from tools.registry import ToolError, ToolRegistry
+
+log = structlog.get_logger("policy.gate")
+STAGES = ("gate", "execute")
+
+
+class PolicyGate:
+    def __init__(self, db: Database, registry: ToolRegistry, executor: ToolExecutor,
+                 store: PolicyStore, clock: Callable[[], datetime] | None = None) -> None:
+        self.db = db
+        self.registry = registry
+        self.executor = executor
+        self.store = store
+        # The instant time-of-day conditions are judged at (pinned in tests, evals, demos).
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # ------------------------------------------------------------------ building requests
+
+    def tool_facts(self, name: str) -> ToolFacts:
+        spec = self.registry.get(name)
+        return ToolFacts(name=spec.name, kind=spec.kind.value, reversible=spec.reversible,
+                         cost_class=spec.cost_class.value, risk=spec.risk.value)
+
+    def _place(self, session: Session, tenant_id: str, property_id: str) -> tuple[str, str]:
+        """(portfolio id, time zone) of a property; unknown properties have neither."""
+        if not property_id:
+            return "", ""
+        row = session.execute(select(Property.portfolio_id, Property.timezone).where(
+            Property.tenant_id == tenant_id, Property.id == property_id)).first()
+        return (row[0] or "", row[1] or "") if row else ("", "")
+
+    def _usage(self, session: Session, engine: PolicyEngine, tenant_id: str, tool: str,
+               thread_id: str, action_id: str) -> Usage:
+        since = datetime.now(UTC) - timedelta(minutes=engine.bundle.limits()["window_minutes"])
+        d = PolicyDecisionRecord
+        per_action = (select(d.thread_id, d.action_id, d.tool,
+                             func.max(d.spend_cents).label("spend"))
+                      .where(d.tenant_id == tenant_id, d.proceeds.is_(True), d.created_at >= since,
+                             not_(and_(d.thread_id == thread_id, d.action_id == action_id)))
+                      .group_by(d.thread_id, d.action_id, d.tool).subquery())
+        calls, tool_calls, spend = session.execute(select(
+            func.count(), func.coalesce(func.sum(case((per_action.c.tool == tool, 1), else_=0)), 0),
+            func.coalesce(func.sum(per_action.c.spend), 0))).one()
+        return Usage(tool_calls=int(tool_calls), tenant_calls=int(calls),
+                     tenant_spend_cents=int(spend))
+
+    def request(self, session: Session, engine: PolicyEngine, *, graph: str, tenant_id: str,
+                tool: str, args: dict[str, Any], run_facts: dict[str, Any],
+                thread_id: str = "", action_id: str = "",
+                autonomous_writes_enabled: bool = True) -> PolicyRequest:
+        """The request the engine sees; facts come from the (possibly edited) arguments."""
+        tool_facts = self.tool_facts(tool)
+        facts = ActionFacts.model_validate(self.executor.policy_facts(tenant_id, tool, args))
+        run = RunFacts.model_validate(run_facts)
+        portfolio, timezone = self._place(session, tenant_id, run.property_id)
+        usage = (self._usage(session, engine, tenant_id, tool, thread_id, action_id)
+                 if tool_facts.kind == "write" else Usage())
+        return PolicyRequest(graph=graph, tenant_id=tenant_id, tool=tool_facts, facts=facts,
+                             run=run, usage=usage, at=self.clock(), timezone=timezone,
+                             portfolio_id=portfolio,
+                             autonomous_writes_enabled=autonomous_writes_enabled)
+
+    # ------------------------------------------------------------------ deciding
+
+    def dry_run(self, *, graph: str, tenant_id: str, tool: str, args: dict[str, Any],
+                run_facts: dict[str, Any], engine: PolicyEngine | None = None
+                ) -> tuple[PolicyRequest, PolicyDecision]:
+        """Evaluate without recording anything (raises ToolError / ValidationError on bad
+        input, PolicyLoadError when the active policies do not load)."""
+        with self.db.session() as s:
+            property_id = str(run_facts.get("property_id", ""))
+            portfolio, _ = self._place(s, tenant_id, property_id)
+            engine = engine or self.store.engine_for(tenant_id, portfolio, property_id)
+            req = self.request(s, engine, graph=graph, tenant_id=tenant_id, tool=tool,
+                               args=args, run_facts=run_facts)
+            s.rollback()
+        return req, engine.evaluate(req)
+
+    def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
+               args: dict[str, Any], run_facts: dict[str, Any], stage: str,
+               approved: bool = False, autonomous_writes_enabled: bool = True) -> PolicyDecision:
+        """Gate one real call and record the decision (and the shadow's) in one transaction."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}")
+        with self.db.session() as s:
+            property_id = str(run_facts.get("property_id", ""))
+            portfolio, _ = self._place(s, tenant_id, property_id)
+            request: PolicyRequest | None = None
+            shadow: PolicyDecision | None = None
+            try:
+                engine = self.store.engine_for(tenant_id, portfolio, property_id)
+            except PolicyLoadError as exc:  # an active version that no longer loads
+                decision = self._error(f"active policies do not load: {exc}", "unloadable")
+            else:
+                if stage == "execute" and self.db.is_postgres:
+                    s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                              {"k": f"policy-window:{tenant_id}"})
+                try:
+                    request = self.request(
+                        s, engine, graph=graph, tenant_id=tenant_id, tool=tool, args=args,
+                        run_facts=run_facts, thread_id=thread_id, action_id=action_id,
+                        autonomous_writes_enabled=autonomous_writes_enabled)
+                except (ValidationError, ToolError) as exc:
+                    decision = self._error(f"could not compute policy facts: {exc}",
+                                           engine.version)
+                else:
+                    decision = engine.evaluate(request)
+                    shadow_engine = self.store.shadow_engine_for(tenant_id, portfolio,
+                                                                 property_id)
+                    if shadow_engine is not None:
+                        shadow = shadow_engine.evaluate(request)
+            proceeds = stage == "execute" and request is not None and (
+                request.tool.kind == "write") and (decision.outcome is Outcome.ALLOW or (
+                    approved and decision.outcome is Outcome.REQUIRE_APPROVAL))
+            if decision.errors:
+                log.warning("policy.decision_error", tenant=tenant_id, thread_id=thread_id,
+                            action_id=action_id, tool=tool, errors=decision.errors)
+            s.add(PolicyDecisionRecord(
+                tenant_id=tenant_id, graph=graph, thread_id=thread_id, action_id=action_id,
+                tool=tool, stage=stage, outcome=decision.outcome.value, reasons=decision.reasons,
+                policy_version=decision.policy_version, errors=decision.errors,
+                request=redact(request.model_dump(mode="json")) if request is not None else
+                redact({"graph": graph, "tenant_id": tenant_id, "tool": tool, "args": args,
+                        "run": run_facts}),
+                spend_cents=request.facts.spend_cents if request is not None else 0,
+                proceeds=proceeds,
+                shadow_version=shadow.policy_version if shadow else None,
+                shadow_outcome=shadow.outcome.value if shadow else None,
+                shadow_reasons=shadow.reasons if shadow else None))
+        return decision
+
+    @staticmethod
+    def _error(message: str, version: str) -> PolicyDecision:
+        return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
+                              policy_version=version, errors=[message])
