@@ -14,9 +14,11 @@ from rich.table import Table
 from autopilot.display import approvals_table, run_panel
 from autopilot.runtime import Runner
 from autopilot.seed import seed_tenant
+from policy.conditions import time_facts
 
 
-def demo_triggers(tenant: str, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+def demo_triggers(tenant: str, now: datetime,
+                  quiet: bool = False) -> list[tuple[str, dict[str, Any]]]:
     at = now.isoformat()
 
     def issue(n: int, unit: str, text: str, channel: str = "sms") -> dict[str, Any]:
@@ -32,7 +34,9 @@ def demo_triggers(tenant: str, now: datetime) -> list[tuple[str, dict[str, Any]]
 
     leak = issue(1, "P-GRAND-2B", "The pipe under my kitchen sink is leaking into the cabinet.")
     return [
-        ("Routine leak: within limits, runs on its own", leak),
+        ("Routine leak: within limits, " + (
+            "but it is quiet hours: the resident message waits for a person" if quiet
+            else "runs on its own"), leak),
         ("Gas smell: an emergency always goes to a person",
          issue(2, "P-ASTORIA-1A", "I smell gas in the hallway outside my door, it's strong.")),
         ("Water heater: estimate above the 750 auto limit",
@@ -54,10 +58,16 @@ def run_demo(runner: Runner, out: Console, tenant: str | None = None) -> None:
     version = runner.services.policy_for(tenant).version
     out.print(f"policy version {version}: auto-approve spend <= 750, "
               "approval above 750, hard block above 5000, emergencies always to a person, "
-              "auto-assign only PLUMBING/HVAC/ELECTRICAL/GENERAL, max 25 open per vendor\n")
+              "auto-assign only PLUMBING/HVAC/ELECTRICAL/GENERAL, max 25 open per vendor")
+    engine = runner.services.policy_for(tenant)
+    local = time_facts(engine.config, runner.services.gate.clock(), "")
+    quiet = bool(local["in_quiet_hours"])
+    out.print(f"local time {local['local_minutes'] // 60:02d}:{local['local_minutes'] % 60:02d} "
+              f"{local['timezone']}" + (": quiet hours, resident messages need a person\n"
+                                        if quiet else "\n"))
     timings = []
     views = []
-    for title, event in demo_triggers(tenant, datetime.now(UTC)):
+    for title, event in demo_triggers(tenant, datetime.now(UTC), quiet):
         t0 = time.perf_counter()
         view = runner.submit("maintenance", event)
         timings.append((title, view, time.perf_counter() - t0))

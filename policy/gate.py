@@ -63,14 +63,6 @@ class PolicyGate:
         return ToolFacts(name=spec.name, kind=spec.kind.value, reversible=spec.reversible,
                          cost_class=spec.cost_class.value, risk=spec.risk.value)
 
-    def _place(self, session: Session, tenant_id: str, property_id: str) -> tuple[str, str]:
-        """(portfolio id, time zone) of a property; unknown properties have neither."""
-        if not property_id:
-            return "", ""
-        row = session.execute(select(Property.portfolio_id, Property.timezone).where(
-            Property.tenant_id == tenant_id, Property.id == property_id)).first()
-        return (row[0] or "", row[1] or "") if row else ("", "")
-
     def _usage(self, session: Session, engine: PolicyEngine, tenant_id: str, tool: str,
                thread_id: str, action_id: str) -> Usage:
         since = datetime.now(UTC) - timedelta(minutes=engine.bundle.limits()["window_minutes"])
@@ -86,71 +78,89 @@ class PolicyGate:
         return Usage(tool_calls=int(tool_calls), tenant_calls=int(calls),
                      tenant_spend_cents=int(spend))
 
-    def request(self, session: Session, engine: PolicyEngine, *, graph: str, tenant_id: str,
-                tool: str, args: dict[str, Any], run_facts: dict[str, Any],
-                thread_id: str = "", action_id: str = "",
+    def _scope(self, tenant_id: str, run_facts: dict[str, Any]) -> tuple[str, str, str]:
+        """(property id, portfolio id, time zone) of the run, from the property record."""
+        property_id = str(run_facts.get("property_id", ""))
+        if not property_id:
+            return "", "", ""
+        with self.db.session() as s:
+            row = s.execute(select(Property.portfolio_id, Property.timezone).where(
+                Property.tenant_id == tenant_id, Property.id == property_id)).first()
+        return (property_id, row[0] or "", row[1] or "") if row else (property_id, "", "")
+
+    def request(self, *, graph: str, tenant_id: str, tool: str, args: dict[str, Any],
+                run_facts: dict[str, Any], facts: ActionFacts | None = None,
                 autonomous_writes_enabled: bool = True) -> PolicyRequest:
-        """The request the engine sees; facts come from the (possibly edited) arguments."""
+        """The request the engine sees, without usage; facts come from the (possibly edited)
+        arguments (or, for dry runs only, are given). Reads the sandbox; writes nothing."""
         tool_facts = self.tool_facts(tool)
-        facts = ActionFacts.model_validate(self.executor.policy_facts(tenant_id, tool, args))
+        if facts is None:
+            facts = ActionFacts.model_validate(self.executor.policy_facts(tenant_id, tool, args))
         run = RunFacts.model_validate(run_facts)
-        portfolio, timezone = self._place(session, tenant_id, run.property_id)
-        usage = (self._usage(session, engine, tenant_id, tool, thread_id, action_id)
-                 if tool_facts.kind == "write" else Usage())
+        _, portfolio, timezone = self._scope(tenant_id, run_facts)
         return PolicyRequest(graph=graph, tenant_id=tenant_id, tool=tool_facts, facts=facts,
-                             run=run, usage=usage, at=self.clock(), timezone=timezone,
+                             run=run, at=self.clock(), timezone=timezone,
                              portfolio_id=portfolio,
                              autonomous_writes_enabled=autonomous_writes_enabled)
+
+    def engine_for(self, request: PolicyRequest) -> PolicyEngine:
+        return self.store.engine_for(request.tenant_id, request.portfolio_id,
+                                     request.run.property_id)
 
     # ------------------------------------------------------------------ deciding
 
     def dry_run(self, *, graph: str, tenant_id: str, tool: str, args: dict[str, Any],
-                run_facts: dict[str, Any], engine: PolicyEngine | None = None
-                ) -> tuple[PolicyRequest, PolicyDecision]:
+                run_facts: dict[str, Any], engine: PolicyEngine | None = None,
+                facts: ActionFacts | None = None) -> tuple[PolicyRequest, PolicyDecision]:
         """Evaluate without recording anything (raises ToolError / ValidationError on bad
         input, PolicyLoadError when the active policies do not load)."""
-        with self.db.session() as s:
-            property_id = str(run_facts.get("property_id", ""))
-            portfolio, _ = self._place(s, tenant_id, property_id)
-            engine = engine or self.store.engine_for(tenant_id, portfolio, property_id)
-            req = self.request(s, engine, graph=graph, tenant_id=tenant_id, tool=tool,
-                               args=args, run_facts=run_facts)
-            s.rollback()
+        req = self.request(graph=graph, tenant_id=tenant_id, tool=tool, args=args,
+                           run_facts=run_facts, facts=facts)
+        engine = engine or self.engine_for(req)
+        if req.tool.kind == "write":
+            with self.db.session() as s:
+                req.usage = self._usage(s, engine, tenant_id, tool, "", "")
         return req, engine.evaluate(req)
 
     def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
                args: dict[str, Any], run_facts: dict[str, Any], stage: str,
                approved: bool = False, autonomous_writes_enabled: bool = True) -> PolicyDecision:
-        """Gate one real call and record the decision (and the shadow's) in one transaction."""
+        """Gate one real call and record the decision (and the shadow's).
+
+        Usage counting, evaluation and the record share one transaction under the tenant's
+        window lock; facts and the engines are resolved before it (they read other tables).
+        """
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
-        with self.db.session() as s:
-            property_id = str(run_facts.get("property_id", ""))
-            portfolio, _ = self._place(s, tenant_id, property_id)
-            request: PolicyRequest | None = None
-            shadow: PolicyDecision | None = None
+        request: PolicyRequest | None = None
+        engine: PolicyEngine | None = None
+        shadow_engine: PolicyEngine | None = None
+        decision: PolicyDecision | None = None
+        try:
+            request = self.request(graph=graph, tenant_id=tenant_id, tool=tool, args=args,
+                                   run_facts=run_facts,
+                                   autonomous_writes_enabled=autonomous_writes_enabled)
+        except (ValidationError, ToolError) as exc:
+            decision = self._error(f"could not compute policy facts: {exc}", "unevaluated")
+        else:
             try:
-                engine = self.store.engine_for(tenant_id, portfolio, property_id)
+                engine = self.engine_for(request)
             except PolicyLoadError as exc:  # an active version that no longer loads
                 decision = self._error(f"active policies do not load: {exc}", "unloadable")
             else:
-                if stage == "execute" and self.db.is_postgres:
-                    s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                              {"k": f"policy-window:{tenant_id}"})
-                try:
-                    request = self.request(
-                        s, engine, graph=graph, tenant_id=tenant_id, tool=tool, args=args,
-                        run_facts=run_facts, thread_id=thread_id, action_id=action_id,
-                        autonomous_writes_enabled=autonomous_writes_enabled)
-                except (ValidationError, ToolError) as exc:
-                    decision = self._error(f"could not compute policy facts: {exc}",
-                                           engine.version)
-                else:
-                    decision = engine.evaluate(request)
-                    shadow_engine = self.store.shadow_engine_for(tenant_id, portfolio,
-                                                                 property_id)
-                    if shadow_engine is not None:
-                        shadow = shadow_engine.evaluate(request)
+                shadow_engine = self.store.shadow_engine_for(
+                    tenant_id, request.portfolio_id, request.run.property_id)
+        with self.db.session() as s:
+            if request is not None and engine is not None:
+                if request.tool.kind == "write":
+                    if stage == "execute" and self.db.is_postgres:
+                        s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                  {"k": f"policy-window:{tenant_id}"})
+                    request.usage = self._usage(s, engine, tenant_id, tool, thread_id, action_id)
+                decision = engine.evaluate(request)
+            assert decision is not None
+            shadow = shadow_engine.evaluate(request) if (
+                shadow_engine is not None and request is not None) else None
             proceeds = stage == "execute" and request is not None and (
                 request.tool.kind == "write") and (decision.outcome is Outcome.ALLOW or (
                     approved and decision.outcome is Outcome.REQUIRE_APPROVAL))

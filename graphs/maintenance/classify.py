@@ -68,7 +68,6 @@ COST_RULES: list[tuple[str, str, int]] = [
     ("STRUCTURAL", r"ceiling", 6000),
     ("STRUCTURAL", r"facade", 12000),
 ]
-SLA_HOURS = {"EMERGENCY": 4, "URGENT": 24, "ROUTINE": 72}
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,6 @@ class Triage:
     estimated_cost: float
     signals: list[str] = field(default_factory=list)
     confidence: float = 0.9
-
-    @property
-    def sla_hours(self) -> int:
-        return SLA_HOURS[self.priority]
 
 
 def in_heat_season(moment: datetime) -> bool:

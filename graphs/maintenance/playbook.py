@@ -125,7 +125,7 @@ def _plan_repair(io: NodeIO, env: TriggerEnvelope, ctx: dict[str, Any],
                  refs: list[str]) -> PlanResult:
     tri = triage(ctx["text"], env.occurred_at, ctx.get("category_hint"))
     facts = {"is_emergency": tri.is_emergency, "priority": tri.priority,
-             "category": tri.category}
+             "category": tri.category, "property_id": ctx["property_id"], "text": ctx["text"]}
     unit_id, resident = ctx["unit_id"], ctx["resident"]
     why = (f"Classified as {tri.category}/{tri.priority}"
            f"{' (' + ', '.join(tri.signals) + ')' if tri.signals else ''}; "
@@ -141,7 +141,7 @@ def _plan_repair(io: NodeIO, env: TriggerEnvelope, ctx: dict[str, Any],
                               evidence_refs=refs))
     proposals: list[Proposal] = []
     dup = next((w for w in ctx["open_work_orders"] if w["category"] == tri.category), None)
-    due = env.occurred_at + timedelta(hours=tri.sla_hours)
+    due = env.occurred_at + timedelta(hours=io.policy_limits["sla_hours"][tri.priority])
     if dup is not None:
         wo_id, wo_step = dup["id"], "update_wo"
         raise_to = max(dup["priority"], tri.priority, key=PRIORITY_RANK.__getitem__)
@@ -276,7 +276,8 @@ def _follow_up(io: NodeIO, wo_id: str, kind: str, due: datetime, depends_on: lis
 
 def _plan_pm(io: NodeIO, env: TriggerEnvelope, ctx: dict[str, Any], refs: list[str]) -> PlanResult:
     pm = ctx["pm"]
-    facts = {"is_emergency": False, "priority": "ROUTINE", "category": pm["category"]}
+    facts = {"is_emergency": False, "priority": "ROUTINE", "category": pm["category"],
+             "property_id": pm["property_id"]}
     existing = next((w for w in ctx["open_work_orders"] if w["source_ref"] == f"pm:{pm['id']}"),
                     None)
     if existing is not None:
@@ -326,11 +327,12 @@ def _plan_pm(io: NodeIO, env: TriggerEnvelope, ctx: dict[str, Any], refs: list[s
 
 def _plan_sla_check(env: TriggerEnvelope, ctx: dict[str, Any], refs: list[str]) -> PlanResult:
     wo = ctx["work_order"]
+    sla = datetime.fromisoformat(wo["sla_due_at"]) if wo["sla_due_at"] else None
     facts = {"is_emergency": wo["priority"] == "EMERGENCY", "priority": wo["priority"],
-             "category": wo["category"]}
+             "category": wo["category"], "property_id": wo["property_id"],
+             "sla_breached": sla is not None and env.occurred_at >= sla}
     if wo["status"] in ("IN_PROGRESS", "COMPLETED", "CLOSED", "CANCELLED"):
         return PlanResult(run_facts=facts, summary=f"{wo['id']} is {wo['status']}: SLA on track")
-    sla = datetime.fromisoformat(wo["sla_due_at"]) if wo["sla_due_at"] else None
     if sla is not None and env.occurred_at < sla:
         return PlanResult(run_facts=facts, summary=f"{wo['id']} SLA not due until {sla:%c}")
     if wo["status"] == "BIDDING":
@@ -351,7 +353,8 @@ def _plan_sla_check(env: TriggerEnvelope, ctx: dict[str, Any], refs: list[str]) 
 def _plan_close_out(io: NodeIO, env: TriggerEnvelope, payload: WorkCompleted,
                     ctx: dict[str, Any], refs: list[str]) -> PlanResult:
     wo = ctx["work_order"]
-    facts = {"is_emergency": False, "priority": wo["priority"], "category": wo["category"]}
+    facts = {"is_emergency": False, "priority": wo["priority"], "category": wo["category"],
+             "property_id": wo["property_id"]}
     if wo["status"] in ("CLOSED", "CANCELLED"):
         return PlanResult(run_facts=facts, summary=f"{wo['id']} is already {wo['status']}")
     nte = wo["not_to_exceed"] or 0.0
