@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from autopilot.config import Settings
 from autopilot.db import Database, migrate
+from autopilot.logs import configure_logging
 from policy.engine import PolicyEngine
 from policy.gate import PolicyGate
 from policy.store import PolicyStore
@@ -27,6 +28,7 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
+        configure_logging()
         settings = settings or Settings()
         db = Database(settings)
         if run_migrations:

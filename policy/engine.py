@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import cedarpy
-import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from policy.autonomy import AutonomyTable, required_for_auto
@@ -33,7 +32,6 @@ from policy.schema import PolicyLoadError, build_schema, cedar_dump, validate_bu
 
 POLICY_DIR = Path(__file__).parent / "policies"
 DEFAULTS_FILE = Path(__file__).parent / "defaults.json"
-log = structlog.get_logger("policy")
 
 # Reason codes the engine itself emits (the others are the @id of Cedar policies).
 POLICY_ERROR = "POLICY_ERROR"
@@ -265,8 +263,6 @@ class PolicyEngine:
         return self.bundle.config
 
     def _block(self, request: PolicyRequest, error: str) -> PolicyDecision:
-        log.warning("policy.evaluation_error", graph=request.graph, tool=request.tool.name,
-                    tenant=request.tenant_id, policy_version=self.version, error=error)
         return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
                               policy_version=self.version, errors=[error],
                               inputs=redact(request.model_dump(mode="json")))

@@ -30,6 +30,7 @@ from sqlalchemy import func, select, update
 from autopilot.db import Database
 from autopilot.models import PolicyVersion
 from policy.engine import PolicyBundle, PolicyEngine, merge_config
+from policy.rules import parse_rules
 from policy.schema import PolicyLoadError
 
 SCOPES = ("global", "tenant", "portfolio", "property")
@@ -258,6 +259,7 @@ class PolicyStore:
                                   number=0, cedar=cedar, config=config, author=author, note=note)
         if scope_type != "global":
             self._check_overlay(cedar)
+        parse_rules(config.get("rules"), scope_type)  # errors name this version's own index
         self._build(self._chain_with(candidate))  # raises PolicyLoadError; nothing is stored
         digest = hashlib.sha256((cedar + json.dumps(config, sort_keys=True)).encode()
                                 ).hexdigest()
