@@ -83,6 +83,9 @@ class Rule(BaseModel):
             parts.append(f'context.graph == "{self.autopilot}"')
         return " && ".join(parts + self.conditions.cedar())
 
+    def principal(self) -> str:
+        return f'principal == Autopilot::"{self.autopilot}"' if self.autopilot else "principal"
+
 
 def parse_rules(raw: Any, scope: str = "global") -> list[Rule]:
     """Validate a config's `rules` list; errors name the rule index and field."""
@@ -138,10 +141,11 @@ def compile_rules(rules: list[Rule]) -> str:
         cond = rule.applies()
         for other in beaten_by:
             cond += f" &&\n  !({other.applies()})"
+        who = rule.principal()
         head = {
-            "allow": 'permit (principal, action == Action::"execute", resource)',
-            "require_approval": 'forbid (principal, action == Action::"execute", resource)',
-            "deny": "forbid (principal, action, resource)",
+            "allow": f'permit ({who}, action == Action::"execute", resource)',
+            "require_approval": f'forbid ({who}, action == Action::"execute", resource)',
+            "deny": f"forbid ({who}, action, resource)",
         }[rule.effect]
         out.append(f'@id("{rule.id}")\n{head}\nwhen {{\n  {cond}\n}};')
     return "\n\n".join(out)
