@@ -47,12 +47,28 @@ NODES = ("perceive", "plan", "gate", "approval", "execute", "verify")  # the spi
 
 # Which exception-inbox category a blocking reason belongs to.
 REASON_CATEGORY = {
+    POLICY_ERROR: "SYSTEM",
     "SPEND_HARD_BLOCK": "FINANCIAL",
     "SPEND_OVER_AUTO_LIMIT": "FINANCIAL",
+    "SPEND_WINDOW_EXCEEDED": "FINANCIAL",
     "EMERGENCY_ALWAYS_ESCALATE": "SAFETY",
+    "INJURY_REPORTED": "SAFETY",
+    "LEGAL_KEYWORD": "LEGAL",
+    "HARASSMENT_KEYWORD": "LEGAL",
+    "DISCRIMINATION_CLAIM": "LEGAL",
+    "EVICTION_CONTEXT": "LEGAL",
     "VENDOR_AT_CAPACITY": "SLA",
-    POLICY_ERROR: "SYSTEM",
+    "SLA_BREACHED": "SLA",
+    "COMPLIANCE_OVERDUE": "SLA",
+    "COMPLIANCE_CRITICAL_WINDOW": "SLA",
+    "RATE_LIMIT_TOOL": "SYSTEM",
+    "RATE_LIMIT_TENANT": "SYSTEM",
 }
+# Reasons that put an approval above the routine MEDIUM severity.
+HIGH_SEVERITY_REASONS = frozenset({
+    "SPEND_OVER_AUTO_LIMIT", "SPEND_WINDOW_EXCEEDED", "LEGAL_KEYWORD", "HARASSMENT_KEYWORD",
+    "DISCRIMINATION_CLAIM", "INJURY_REPORTED", "EVICTION_CONTEXT", "SLA_BREACHED",
+    "COMPLIANCE_OVERDUE", "RATE_LIMIT_TENANT"})
 
 
 @dataclass(frozen=True)
@@ -442,7 +458,7 @@ def _blocked_escalation(proposals: list[Proposal],
     return _escalation(
         severity="CRITICAL" if run_facts.get("is_emergency") else "HIGH",
         category=next((REASON_CATEGORY[r] for r in reasons if r in REASON_CATEGORY),
-                      "FINANCIAL"),
+                      "SYSTEM"),
         title=f"Policy blocked {', '.join(p.tool for p in blocked)}",
         details="; ".join(f"{p.action_id} {p.tool}: {p.description} -> BLOCK "
                           f"({', '.join((p.decision or {}).get('reasons', []))})"
@@ -474,7 +490,7 @@ def _approval_request(services: Services, state: AutopilotState, proposals: list
                       pending: list[Proposal]) -> HITLRequest:
     run_facts = state.get("run_facts", {})
     severity = "CRITICAL" if run_facts.get("is_emergency") else (
-        "HIGH" if any("SPEND_OVER_AUTO_LIMIT" in (p.decision or {}).get("reasons", [])
+        "HIGH" if any(HIGH_SEVERITY_REASONS & set((p.decision or {}).get("reasons", []))
                       for p in pending) else "MEDIUM")
     risks = []
     for p in pending:
