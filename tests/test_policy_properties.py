@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,24 +16,38 @@ from policy.engine import (
     PolicyRequest,
     RunFacts,
     ToolFacts,
+    Usage,
 )
 
 ENGINE = PolicyEngine()
 HARD_BLOCK = ENGINE.bundle.limits()["hard_block_above_cents"]
 TOOLS = ["create_work_order", "update_work_order", "dispatch_vendor", "request_bids",
-         "send_resident_message", "schedule_follow_up", "close_work_order", "wire_money"]
+         "send_resident_message", "schedule_follow_up", "close_work_order", "wire_money",
+         "send_confirmation", "send_reminder", "retry_calendar_sync", "send_reply"]
+TEXTS = ["", "Sink is leaking", "I will call my lawyer", "He threatened me", "I slipped and fell",
+         "notice to quit", "Court Street 12", "discriminated against"]
 
 requests = st.builds(
     PolicyRequest,
-    graph=st.sampled_from(["maintenance", "crm", "platform_ops"]),
+    graph=st.sampled_from(["maintenance", "crm", "platform_ops", "bookings", "tenant_comms",
+                           "compliance"]),
     tenant_id=st.just("t"),
     tool=st.builds(ToolFacts, name=st.sampled_from(TOOLS), kind=st.just("write"),
                    reversible=st.booleans(), cost_class=st.sampled_from(["CHEAP", "MED", "EXP"]),
                    risk=st.sampled_from(["LOW", "MEDIUM", "HIGH"])),
     facts=st.builds(ActionFacts, spend_cents=st.integers(0, 2 * HARD_BLOCK),
                     category=st.sampled_from(["PLUMBING", "HVAC", "PEST", "GENERAL", ""]),
-                    vendor_open_work_orders=st.integers(0, 40)),
-    run=st.builds(RunFacts, is_emergency=st.booleans()),
+                    vendor_open_work_orders=st.integers(0, 40),
+                    lead_time_minutes=st.one_of(st.none(), st.integers(0, 600)),
+                    days_until_due=st.one_of(st.none(), st.integers(-30, 60)),
+                    attempt=st.integers(0, 8)),
+    run=st.builds(RunFacts, is_emergency=st.booleans(), text=st.sampled_from(TEXTS),
+                  intent=st.sampled_from(["", "FAQ", "STATUS_UPDATE", "BILLING_DISPUTE"]),
+                  sla_breached=st.booleans()),
+    usage=st.builds(Usage, tool_calls=st.integers(0, 200), tenant_calls=st.integers(0, 800),
+                    tenant_spend_cents=st.integers(0, 5_000_000)),
+    at=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1),
+                    timezones=st.just(UTC)),
     autonomous_writes_enabled=st.booleans(),
     level_override=st.one_of(st.none(), st.integers(0, 4)),
 )
