@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,13 @@ class Settings(BaseSettings):
     # Judge time-of-day policy conditions (quiet hours) as at this instant instead of the wall
     # clock: for tests, evals and demos that must not depend on when they run.
     policy_time: AwareDatetime | None = Field(default=None, alias="AUTOPILOT_POLICY_TIME")
+    # development | production; production turns autonomous writes off unless
+    # AUTONOMY_ENABLED says otherwise.
+    environment: Literal["development", "production"] = Field(default="development",
+                                                              alias="AUTOPILOT_ENV")
+    autonomy_enabled_env: bool | None = Field(default=None, alias="AUTONOMY_ENABLED")
+    # Encrypt checkpoints at rest with LangGraph's EncryptedSerializer (AES key, 16/24/32 bytes).
+    aes_key: str = Field(default="", alias="LANGGRAPH_AES_KEY", repr=False)
 
     @field_validator("database_url")
     @classmethod
@@ -32,6 +40,13 @@ class Settings(BaseSettings):
                 "DATABASE_URL must start with postgresql:// (or be empty for the SQLite default)"
             )
         return value
+
+    @property
+    def autonomy_enabled(self) -> bool:
+        """The environment's part of the kill switch (see `autopilot.killswitch`)."""
+        if self.autonomy_enabled_env is not None:
+            return self.autonomy_enabled_env
+        return self.environment != "production"
 
     @property
     def uses_postgres(self) -> bool:

@@ -205,6 +205,7 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(24), index=True)
     current_node: Mapped[str | None] = mapped_column(String(40), nullable=True)
     policy_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    trace_id: Mapped[str] = mapped_column(String(100), default="")
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -242,6 +243,9 @@ class ToolCall(Base):
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
     output: Mapped[dict[str, Any]] = mapped_column(JSON)
     authorization: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason_code: Mapped[str] = mapped_column(String(200), default="")
+    principal: Mapped[str] = mapped_column(String(120), default="")
+    trace_id: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -326,4 +330,78 @@ class PolicyDecisionRecord(Base):
     __table_args__ = (
         Index("ix_policy_decisions_tenant_time", "tenant_id", "created_at"),
         Index("ix_policy_decisions_window", "tenant_id", "proceeds", "created_at"),
+    )
+
+
+class LedgerEntry(Base):
+    """One audit event, hash-chained to the previous entry of the same tenant (append-only:
+    a trigger refuses UPDATE and DELETE)."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    thread_id: Mapped[str] = mapped_column(String(200), default="")
+    trace_id: Mapped[str] = mapped_column(String(100), default="")
+    event_type: Mapped[str] = mapped_column(String(24))
+    event_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "seq", name="uq_ledger_entries_tenant_seq"),
+        UniqueConstraint("tenant_id", "event_key", name="uq_ledger_entries_tenant_event_key"),
+        Index("ix_ledger_entries_thread", "thread_id"),
+    )
+
+
+class Evidence(Base):
+    """An immutable piece of evidence (what a read returned, a message, a document), named
+    by its content hash; proposals and signals reference it by `id`."""
+
+    __tablename__ = "evidence"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AutonomySwitch(Base):
+    """The persistent kill switch: one row for `global` and one per tenant that was flipped."""
+
+    __tablename__ = "autonomy_switches"
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # "global" or a tenant id
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GatewayCall(Base):
+    """One call through the tool gateway; rows in flight count against budgets."""
+
+    __tablename__ = "gateway_calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    principal: Mapped[str] = mapped_column(String(120))
+    tool: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(8))
+    cost_class: Mapped[str] = mapped_column(String(8))
+    thread_id: Mapped[str] = mapped_column(String(200), default="")
+    action_id: Mapped[str] = mapped_column(String(80), default="")
+    trace_id: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(16))  # in_flight | ok | failed | refused
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_gateway_calls_budget", "tenant_id", "cost_class", "started_at"),
     )

@@ -7,6 +7,7 @@ answers exactly one resumes the run and the other gets `ApprovalConflict`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from autopilot.models import AgentException, Approval, Run
 from autopilot.services import RunContext, Services
 from graphs import get_spec
 from graphs.hitl import EditDecision, HITLResponse
-from graphs.spine import build_graph
+from graphs.spine import build_graph, record_approval_event
 from graphs.trigger import TriggerError, dedupe_key, parse_trigger, thread_id_for
 from tools.registry import ToolArgumentError, pydantic_errors
 
@@ -99,14 +100,22 @@ class Runner:
         key = dedupe_key(graph_name, envelope, ref, scope)
         thread_id = thread_id_for(graph_name, key)
         trigger = envelope.model_dump(mode="json")
+        trigger["trace_id"] = trace_id = envelope.trace_id or uuid.uuid4().hex
         try:
             with self.services.db.session() as s:
                 existing = s.get(Run, thread_id)
                 if existing is None:
                     run = Run(thread_id=thread_id, tenant_id=envelope.tenant_id,
                               graph=graph_name, dedupe_key=key, trigger=trigger,
-                              status="running")
+                              status="running", trace_id=trace_id)
                     s.add(run)
+                    self.services.ledger.append(
+                        s, tenant_id=envelope.tenant_id, event_type="INTENT",
+                        thread_id=thread_id, trace_id=trace_id, event_key=f"{thread_id}:intent",
+                        payload={"graph": graph_name, "event_type": envelope.event_type,
+                                 "source": envelope.source, "event_id": envelope.event_id,
+                                 "occurred_at": trigger.get("occurred_at"),
+                                 "dedupe_key": key, "payload": trigger.get("payload")})
         except IntegrityError:  # a concurrent submit of the same trigger won the insert
             return self.view(thread_id, deduplicated=True)
         if existing is None:
@@ -290,8 +299,14 @@ class Runner:
                 .values(status="decided", decision=payload, decided_by=reviewer,
                         decided_at=datetime.now(UTC))).rowcount
             if claimed == 1:
+                run_row = s.get(Run, approval.thread_id)
                 s.execute(update(Run).where(Run.thread_id == approval.thread_id).values(
                     status="executing", updated_at=datetime.now(UTC)))
+                record_approval_event(
+                    self.services, s, tenant_id=approval.tenant_id,
+                    thread_id=approval.thread_id,
+                    trace_id=run_row.trace_id if run_row else "", approval_id=approval.id,
+                    reviewer=reviewer, request=approval.request, decision=payload)
         if claimed != 1:
             with self.services.db.session() as s:
                 winner = s.get(Approval, approval.id)

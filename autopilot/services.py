@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from autopilot.config import Settings
 from autopilot.db import Database, migrate
+from autopilot.evidence import EvidenceStore
+from autopilot.killswitch import KillSwitch
+from autopilot.ledger import Ledger
 from autopilot.logs import configure_logging
 from policy.engine import PolicyEngine
 from policy.gate import PolicyGate
 from policy.store import PolicyStore
 from tools.catalog import build_registry
-from tools.executor import ToolExecutor
 from tools.faults import SandboxFaults
+from tools.gateway import DEFAULT_BUDGETS, ToolGateway
 from tools.registry import ToolRegistry
 
 
@@ -22,9 +26,12 @@ class Services:
     settings: Settings
     db: Database
     registry: ToolRegistry
-    executor: ToolExecutor
+    gateway: ToolGateway
     policy_store: PolicyStore
     gate: PolicyGate
+    ledger: Ledger
+    kill_switch: KillSwitch
+    evidence: EvidenceStore
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
@@ -39,12 +46,19 @@ class Services:
         faults = SandboxFaults.from_json(settings.sandbox_faults)
         store = PolicyStore(db, set(registry.names()), set(autopilots()))
         store.engine_for(settings.tenant_id)  # refuse to start on a broken active bundle
-        executor = ToolExecutor(db, registry, faults)
+        ledger = Ledger(db)
+
+        def budgets(tenant_id: str) -> dict[str, Any]:
+            return dict(store.engine_for(tenant_id).config.get("budgets", DEFAULT_BUDGETS))
+
+        gateway = ToolGateway(db, registry, faults, ledger, budgets)
+        switch = KillSwitch(db, ledger, settings.autonomy_enabled)
         pinned = settings.policy_time
-        gate = PolicyGate(db, registry, executor, store,
+        gate = PolicyGate(db, registry, gateway, store, ledger, switch,
                           clock=(lambda: pinned) if pinned is not None else None)
-        return cls(settings=settings, db=db, registry=registry, executor=executor,
-                   policy_store=store, gate=gate)
+        return cls(settings=settings, db=db, registry=registry, gateway=gateway,
+                   policy_store=store, gate=gate, ledger=ledger, kill_switch=switch,
+                   evidence=EvidenceStore(db, ledger))
 
     def policy_for(self, tenant_id: str) -> PolicyEngine:
         """The engine for the tenant's active policy versions (global + tenant overlay)."""

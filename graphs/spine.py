@@ -40,7 +40,7 @@ from policy.engine import (
     PolicyDecision,
     RunFacts,
 )
-from tools.executor import Authorization, idempotency_key
+from tools.gateway import Authorization, Principal, idempotency_key
 from tools.registry import ToolError, ToolKind, TransientToolError
 
 NODES = ("perceive", "plan", "gate", "approval", "execute", "verify")  # the spine, in order
@@ -78,16 +78,24 @@ class Perception:
 
 
 class NodeIO:
-    """What perceive and plan may touch: read tools through the registry, nothing else."""
+    """What perceive and plan may touch: read tools through the gateway, as the autopilot,
+    in the run's tenant; nothing else."""
 
-    def __init__(self, services: Services, tenant_id: str, thread_id: str) -> None:
+    def __init__(self, services: Services, tenant_id: str, thread_id: str, graph: str = "",
+                 trace_id: str = "") -> None:
         self._services = services
         self.tenant_id = tenant_id
         self.thread_id = thread_id
+        self.trace_id = trace_id
+        self.principal = Principal.autopilot(graph, tenant_id)
         self.now = datetime.now(UTC)
+        self.reads: list[dict[str, Any]] = []  # what perceive saw, captured as evidence
 
     def read(self, tool: str, **args: Any) -> dict[str, Any]:
-        return self._services.executor.read(self.tenant_id, tool, args)
+        out = self._services.gateway.read(self.principal, tool, args,
+                                          thread_id=self.thread_id, trace_id=self.trace_id)
+        self.reads.append({"tool": tool, "args": args, "output": out})
+        return out
 
     @property
     def policy_limits(self) -> dict[str, Any]:
@@ -121,6 +129,24 @@ def _thread_id() -> str:
     return str(get_config()["configurable"]["thread_id"])
 
 
+def _trace(state: AutopilotState) -> str:
+    """The trace id of the run: the trigger's, else the thread id (hosts without our runner)."""
+    return str((state.get("trigger") or {}).get("trace_id") or _thread_id())
+
+
+def _tenant(state: AutopilotState) -> str:
+    return str(state.get("tenant_id") or (state.get("trigger") or {}).get("tenant_id", ""))
+
+
+def _ledger(services: Services, state: AutopilotState, event_type: str,
+            payload: dict[str, Any], key: str | None = None) -> None:
+    """Record a run event (its own transaction; a re-run node's repeat is skipped by key)."""
+    thread_id = _thread_id()
+    services.ledger.record(tenant_id=_tenant(state), event_type=event_type,
+                           thread_id=thread_id, trace_id=_trace(state),
+                           event_key=f"{thread_id}:{key}" if key else None, payload=payload)
+
+
 def _proposals(state: AutopilotState) -> list[Proposal]:
     return [Proposal.model_validate(p) for p in state.get("proposals", [])]
 
@@ -140,15 +166,18 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def perceive(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
         envelope, payload = parse_trigger(state["trigger"], spec.event_types)
-        io = NodeIO(services, envelope.tenant_id, _thread_id())
+        io = NodeIO(services, envelope.tenant_id, _thread_id(), spec.name, _trace(state))
         seen = spec.perceive(io, envelope, payload)
+        captured = services.evidence.capture_all(
+            tenant_id=envelope.tenant_id, thread_id=_thread_id(), trace_id=_trace(state),
+            items=seen.evidence, reads=io.reads, principal=io.principal.label)
         return {"graph": spec.name, "tenant_id": envelope.tenant_id,
-                "context": seen.context, "evidence": seen.evidence, "approval_round": 0}
+                "context": seen.context, "evidence": captured, "approval_round": 0}
 
     def plan(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
         envelope, payload = parse_trigger(state["trigger"], spec.event_types)
-        io = NodeIO(services, envelope.tenant_id, _thread_id())
+        io = NodeIO(services, envelope.tenant_id, _thread_id(), spec.name, _trace(state))
         seen = Perception(state.get("context", {}), state.get("evidence", []))
         result = spec.plan(io, envelope, payload, seen)
         RunFacts.model_validate(result.run_facts)  # a planner typo fails here, not in Cedar
@@ -165,8 +194,28 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 problems.append(f"{p.action_id}: {exc}")
             problems += [f"{p.action_id}: depends on unknown action {d!r}"
                          for d in p.depends_on if d not in ids]
-        update: dict[str, Any] = {"proposals": _dump(result.proposals),
+        evidence = [*state.get("evidence", []), *services.evidence.capture_all(
+            tenant_id=envelope.tenant_id, thread_id=_thread_id(), trace_id=_trace(state),
+            items=[], reads=io.reads, principal=io.principal.label)]  # what plan read too
+        known_refs = {e["ref"] for e in evidence}
+        for p in result.proposals:  # grounding: every claim must cite evidence we captured
+            missing = [r for r in p.evidence_refs if r not in known_refs]
+            p.grounded = bool(p.evidence_refs) and not missing
+            p.grounding = ("" if p.grounded else "cites no evidence" if not p.evidence_refs
+                           else f"cites evidence this run did not capture: {', '.join(missing)}")
+        update: dict[str, Any] = {"proposals": _dump(result.proposals), "evidence": evidence,
                                   "run_facts": result.run_facts, "plan_summary": result.summary}
+        signal = {k: v for k, v in result.run_facts.items() if k != "text"}
+        _ledger(services, state, "SIGNAL", {"run_facts": signal, "summary": result.summary,
+                                            "escalation": update.get("escalation")}, "signal")
+        for p in result.proposals:
+            _ledger(services, state, "PROPOSAL", {
+                "action_id": p.action_id, "tool": p.tool, "args": p.args,
+                "description": p.description, "reasoning": p.reasoning,
+                "confidence": p.confidence, "evidence_refs": p.evidence_refs,
+                "grounded": p.grounded, "grounding": p.grounding,
+                "expected_outcome": p.expected_outcome, "rollback_plan": p.rollback_plan,
+                "depends_on": p.depends_on}, f"proposal:{p.action_id}")
         if problems:
             update["escalation"] = _escalation(
                 severity="HIGH", category="SYSTEM", title="Planner produced invalid proposals",
@@ -183,12 +232,10 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def gate(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
         proposals = _proposals(state)
-        tenant = state["tenant_id"]
         for p in proposals:
             if p.status != "proposed":
                 continue
-            decision = _decide(services, spec.name, tenant, p, state.get("run_facts", {}),
-                               "gate")
+            decision = _decide(services, spec.name, state, p, "gate")
             p.decision = decision.model_dump(mode="json")
             p.status = {Outcome.ALLOW: "allowed", Outcome.REQUIRE_APPROVAL: "needs_approval",
                         Outcome.BLOCK: "blocked"}[decision.outcome]
@@ -258,39 +305,32 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 continue  # waits for an action still in front of a person
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
-            fresh = _decide(services, spec.name, tenant, p, state.get("run_facts", {}),
-                            "execute")
+            fresh = _decide(services, spec.name, state, p, "execute")
             stricter = not (fresh.outcome is Outcome.ALLOW or (
                 p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL))
-            prior = (services.executor.recorded(idempotency_key(thread_id, p.action_id))
+            prior = (services.gateway.recorded(idempotency_key(thread_id, p.action_id))
                      if stricter else None)
             if prior is not None:  # it ran before a crash or retry: its recorded result stands
                 p.result, p.replayed, p.status = prior.output, True, "executed"
                 status[p.action_id] = "executed"
                 continue
-            if p.status == "allowed" and fresh.outcome is Outcome.ALLOW:
-                review = p.review or {}  # an edit that re-gated to ALLOW keeps its author
-                auth = Authorization(kind="policy", policy_version=fresh.policy_version,
-                                     reasons=fresh.reasons, approval_id=review.get("approval_id"),
-                                     reviewer=review.get("reviewer"))
-            elif p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL:
-                review = p.review or {}
-                auth = Authorization(kind="approval", policy_version=fresh.policy_version,
-                                     reasons=fresh.reasons,
-                                     approval_id=review.get("approval_id"),
-                                     reviewer=review.get("reviewer"))
-            elif p.status == "approved" and fresh.outcome is Outcome.ALLOW:
-                auth = Authorization(kind="policy", policy_version=fresh.policy_version,
-                                     reasons=fresh.reasons)
-            else:  # stricter now: hold this action and everything after it
+            if stricter or fresh.decision_id is None:  # hold this action and all after it
                 p.decision = fresh.model_dump(mode="json")
                 p.status = ("blocked" if fresh.outcome is Outcome.BLOCK
                             else "needs_approval")
                 status[p.action_id] = p.status
                 break
-            p.result, p.replayed = services.executor.write(
-                tenant_id=tenant, thread_id=thread_id, action_id=p.action_id,
-                name=p.tool, args=p.args, authorization=auth)
+            review = p.review or {}  # an edit that re-gated to ALLOW keeps its author
+            approved = fresh.outcome is Outcome.REQUIRE_APPROVAL
+            auth = Authorization(
+                decision_id=fresh.decision_id, policy_version=fresh.policy_version,
+                reason_code=(f"APPROVED:{review.get('approval_id')} "
+                             f"({','.join(fresh.reasons)})" if approved
+                             else ",".join(fresh.reasons)),
+                approval_id=review.get("approval_id"), reviewer=review.get("reviewer"))
+            p.result, p.replayed = services.gateway.write(
+                Principal.autopilot(spec.name, tenant), p.tool, p.args, thread_id=thread_id,
+                action_id=p.action_id, authorization=auth, trace_id=_trace(state))
             p.status = status[p.action_id] = "executed"
         update: dict[str, Any] = {"proposals": _dump(proposals)}
         escalation = _blocked_escalation(proposals, state.get("run_facts", {}))
@@ -310,8 +350,11 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         services = _services(runtime)
         thread_id = _thread_id()
         executed = [p.action_id for p in _proposals(state)
-                    if services.executor.recorded(idempotency_key(thread_id, p.action_id))]
+                    if services.gateway.recorded(idempotency_key(thread_id, p.action_id))]
         transient = isinstance(error.error, TransientToolError)
+        _ledger(services, state, "ERROR", {"node": error.node, "error": str(error.error),
+                                           "error_type": type(error.error).__name__,
+                                           "transient": transient, "executed": executed})
         return Command(goto="escalate", update={"escalation": _escalation(
             severity="HIGH", category="SYSTEM",
             title=("Tool kept failing after 3 tries" if transient
@@ -324,16 +367,20 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def verify(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         services = _services(runtime)
         checks, failures = [], []
+        principal = Principal.autopilot(spec.name, state["tenant_id"])
         for p in _proposals(state):
             if p.status != "executed" or p.verify is None:
                 continue
-            actual = services.executor.read(state["tenant_id"], p.verify.tool, p.verify.args)
+            actual = services.gateway.read(principal, p.verify.tool, p.verify.args,
+                                           thread_id=_thread_id(), trace_id=_trace(state))
             diff = {k: {"expected": v, "actual": actual.get(k)}
                     for k, v in p.verify.expect.items() if actual.get(k) != v}
             checks.append({"action_id": p.action_id, "ok": not diff, "diff": diff})
             if diff:
                 failures.append(f"{p.action_id} {p.tool}: {diff}")
         update: dict[str, Any] = {"verification": checks}
+        _ledger(services, state, "VERIFICATION", {"checks": checks, "ok": not failures},
+                f"verify:{state.get('approval_round', 0)}")
         if failures:
             update["escalation"] = _escalation(
                 severity="HIGH", category="SYSTEM", title="Verification failed",
@@ -344,7 +391,11 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     def route_after_verify(state: AutopilotState) -> str:
         return "escalate" if state.get("escalation") else "finish"
 
-    def node_failed(state: AutopilotState, error: NodeError) -> Command:
+    def node_failed(state: AutopilotState, error: NodeError,
+                    runtime: Runtime[RunContext]) -> Command:
+        _ledger(_services(runtime), state, "ERROR", {
+            "node": error.node, "error": str(error.error),
+            "error_type": type(error.error).__name__})
         return Command(goto="escalate", update={"escalation": _escalation(
             severity="HIGH", category="SYSTEM", title=f"{error.node} failed",
             details=f"{type(error.error).__name__}: {error.error}",
@@ -357,6 +408,10 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         tenant = state.get("tenant_id") or state["trigger"].get("tenant_id", "unknown")
         with services.db.session() as s:
             if s.get(AgentException, f"EXC-{thread_id}") is None:
+                services.ledger.append(
+                    s, tenant_id=tenant, event_type="ESCALATION", thread_id=thread_id,
+                    trace_id=_trace(state), event_key=f"{thread_id}:escalation",
+                    payload={"exception_id": f"EXC-{thread_id}", **esc.model_dump(mode="json")})
                 s.add(AgentException(
                     id=f"EXC-{thread_id}", tenant_id=tenant, thread_id=thread_id,
                     graph=spec.name, severity=esc.severity, category=esc.category,
@@ -445,6 +500,25 @@ def _record_approval(services: Services, state: AutopilotState, approval_id: str
                            severity=request.severity, request=request.model_dump(mode="json"),
                            decision=response.model_dump(mode="json"), decided_by=reviewer,
                            decided_at=datetime.now(UTC)))
+            record_approval_event(services, s, tenant_id=state["tenant_id"],
+                                  thread_id=_thread_id(), trace_id=_trace(state),
+                                  approval_id=approval_id, reviewer=reviewer,
+                                  request=request.model_dump(mode="json"),
+                                  decision=response.model_dump(mode="json"))
+
+
+def record_approval_event(services: Services, session: Any, *, tenant_id: str, thread_id: str,
+                          trace_id: str, approval_id: str, reviewer: str,
+                          request: dict[str, Any], decision: dict[str, Any]) -> None:
+    """The APPROVAL ledger entry (once per approval, whichever path records it first)."""
+    ids = request.get("action_ids", [])
+    decisions = decision.get("decisions", [])
+    services.ledger.append(
+        session, tenant_id=tenant_id, event_type="APPROVAL", thread_id=thread_id,
+        trace_id=trace_id, event_key=f"approval:{approval_id}",
+        payload={"approval_id": approval_id, "reviewer": reviewer,
+                 "decisions": [{"action_id": a, **d} for a, d in zip(ids, decisions,
+                                                                      strict=False)]})
 
 
 def _blocked_escalation(proposals: list[Proposal],
@@ -472,13 +546,14 @@ def _blocked_escalation(proposals: list[Proposal],
         evidence_refs=sorted({r for p in blocked for r in p.evidence_refs}))
 
 
-def _decide(services: Services, graph: str, tenant: str, p: Proposal,
-            run_facts: dict[str, Any], stage: str) -> PolicyDecision:
+def _decide(services: Services, graph: str, state: AutopilotState, p: Proposal,
+            stage: str) -> PolicyDecision:
     """Gate one proposal; facts come from its (possibly edited) args, never from the planner."""
-    return services.gate.decide(graph=graph, tenant_id=tenant, thread_id=_thread_id(),
-                                action_id=p.action_id, tool=p.tool, args=p.args,
-                                run_facts=run_facts, stage=stage,
-                                approved=p.status == "approved")
+    return services.gate.decide(graph=graph, tenant_id=state["tenant_id"],
+                                thread_id=_thread_id(), action_id=p.action_id, tool=p.tool,
+                                args=p.args, run_facts=state.get("run_facts", {}), stage=stage,
+                                approved=p.status == "approved", grounded=p.grounded,
+                                trace_id=_trace(state))
 
 
 @lru_cache(maxsize=256)

@@ -48,6 +48,9 @@ class Proposal(BaseModel):
     review: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     replayed: bool = False
+    # Set by the spine's grounding check: does every claim cite evidence this run captured?
+    grounded: bool = True
+    grounding: str = ""
 
 
 class Escalation(BaseModel):

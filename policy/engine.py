@@ -18,6 +18,7 @@ from typing import Any
 import cedarpy
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from autopilot.privacy import redact
 from policy.autonomy import AutonomyTable, required_for_auto
 from policy.conditions import (
     PER_CALL_LIMITS,
@@ -28,7 +29,6 @@ from policy.conditions import (
     time_facts,
     tool_rate_max,
 )
-from policy.redact import redact
 from policy.rules import Rule, check_rules, compile_rules, parse_rules
 from policy.schema import PolicyLoadError, build_schema, cedar_dump, validate_bundle
 
@@ -73,6 +73,9 @@ class ActionFacts(BaseModel):
     minutes_since_start: int | None = None  # bookings: minutes since a missed appointment began
     days_until_due: int | None = None  # compliance: negative when overdue
     attempt: int = Field(default=0, ge=0)  # retries of the same action so far
+    # Set by the gate from the spine's grounding check, not by the tool: does the proposal
+    # cite evidence this run captured?
+    grounded: bool = True
 
 
 class RunFacts(BaseModel):
@@ -153,6 +156,7 @@ class PolicyDecision(BaseModel):
     policy_version: str
     errors: list[str] = []
     inputs: dict[str, Any] = {}
+    decision_id: int | None = None  # the `policy_decisions` row, once the gate recorded it
 
     def summary(self) -> str:
         return f"{self.outcome.value} ({', '.join(self.reasons)})"

@@ -24,7 +24,10 @@ from sqlalchemy import and_, case, func, not_, select, text
 from sqlalchemy.orm import Session
 
 from autopilot.db import Database
+from autopilot.killswitch import KillSwitch
+from autopilot.ledger import Ledger
 from autopilot.models import PolicyDecisionRecord, Property
+from autopilot.privacy import redact
 from policy.engine import (
     POLICY_ERROR,
     ActionFacts,
@@ -36,10 +39,9 @@ from policy.engine import (
     ToolFacts,
     Usage,
 )
-from policy.redact import redact
 from policy.schema import PolicyLoadError
 from policy.store import PolicyStore
-from tools.executor import ToolExecutor
+from tools.gateway import ToolGateway
 from tools.registry import ToolError, ToolRegistry
 
 log = structlog.get_logger("policy.gate")
@@ -47,12 +49,15 @@ STAGES = ("gate", "execute")
 
 
 class PolicyGate:
-    def __init__(self, db: Database, registry: ToolRegistry, executor: ToolExecutor,
-                 store: PolicyStore, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, db: Database, registry: ToolRegistry, gateway: ToolGateway,
+                 store: PolicyStore, ledger: Ledger, kill_switch: KillSwitch,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
         self.registry = registry
-        self.executor = executor
+        self.gateway = gateway
         self.store = store
+        self.ledger = ledger
+        self.kill_switch = kill_switch
         # The instant time-of-day conditions are judged at (pinned in tests, evals, demos).
         self.clock = clock or (lambda: datetime.now(UTC))
 
@@ -95,7 +100,7 @@ class PolicyGate:
         arguments (or, for dry runs only, are given). Reads the sandbox; writes nothing."""
         tool_facts = self.tool_facts(tool)
         if facts is None:
-            facts = ActionFacts.model_validate(self.executor.policy_facts(tenant_id, tool, args))
+            facts = ActionFacts.model_validate(self.gateway.policy_facts(tenant_id, tool, args))
         run = RunFacts.model_validate(run_facts)
         _, portfolio, timezone = self._scope(tenant_id, run_facts)
         return PolicyRequest(graph=graph, tenant_id=tenant_id, tool=tool_facts, facts=facts,
@@ -117,6 +122,7 @@ class PolicyGate:
         req = self.request(graph=graph, tenant_id=tenant_id, tool=tool, args=args,
                            run_facts=run_facts, facts=facts)
         engine = engine or self.engine_for(req)
+        req.autonomous_writes_enabled = self.kill_switch.enabled(tenant_id)
         if req.tool.kind == "write":
             with self.db.session() as s:
                 req.usage = self._usage(s, engine, tenant_id, tool, "", "")
@@ -124,7 +130,8 @@ class PolicyGate:
 
     def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
                args: dict[str, Any], run_facts: dict[str, Any], stage: str,
-               approved: bool = False, autonomous_writes_enabled: bool = True) -> PolicyDecision:
+               approved: bool = False, grounded: bool = True,
+               trace_id: str = "") -> PolicyDecision:
         """Gate one real call and record the decision (and the shadow's).
 
         Usage counting, evaluation and the record share one transaction under the tenant's
@@ -139,7 +146,8 @@ class PolicyGate:
         try:
             request = self.request(graph=graph, tenant_id=tenant_id, tool=tool, args=args,
                                    run_facts=run_facts,
-                                   autonomous_writes_enabled=autonomous_writes_enabled)
+                                   autonomous_writes_enabled=self.kill_switch.enabled(tenant_id))
+            request.facts.grounded = grounded
         except (ValidationError, ToolError) as exc:
             decision = self._error(f"could not compute policy facts: {exc}", "unevaluated")
         else:
@@ -167,7 +175,7 @@ class PolicyGate:
             if decision.errors:
                 log.warning("policy.decision_error", tenant=tenant_id, thread_id=thread_id,
                             action_id=action_id, tool=tool, errors=decision.errors)
-            s.add(PolicyDecisionRecord(
+            record = PolicyDecisionRecord(
                 tenant_id=tenant_id, graph=graph, thread_id=thread_id, action_id=action_id,
                 tool=tool, stage=stage, outcome=decision.outcome.value, reasons=decision.reasons,
                 policy_version=decision.policy_version, errors=decision.errors,
@@ -178,7 +186,23 @@ class PolicyGate:
                 proceeds=proceeds,
                 shadow_version=shadow.policy_version if shadow else None,
                 shadow_outcome=shadow.outcome.value if shadow else None,
-                shadow_reasons=shadow.reasons if shadow else None))
+                shadow_reasons=shadow.reasons if shadow else None)
+            s.add(record)
+            s.flush()
+            decision.decision_id = record.id
+            self.ledger.append(s, tenant_id=tenant_id, event_type="POLICY_DECISION",
+                               thread_id=thread_id, trace_id=trace_id, payload={
+                                   "decision_id": record.id, "action_id": action_id,
+                                   "tool": tool, "stage": stage,
+                                   "outcome": decision.outcome.value,
+                                   "rule_ids": decision.reasons,
+                                   "policy_version": decision.policy_version,
+                                   "errors": decision.errors, "proceeds": proceeds,
+                                   "autonomous_writes_enabled": request.autonomous_writes_enabled
+                                   if request is not None else None,
+                                   "shadow": {"version": shadow.policy_version,
+                                              "outcome": shadow.outcome.value,
+                                              "rule_ids": shadow.reasons} if shadow else None})
         return decision
 
     @staticmethod

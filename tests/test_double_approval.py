@@ -62,8 +62,9 @@ def assert_ran_once(env: dict[str, str], thread_id: str, approval_id: str, winne
                                        "WHERE thread_id = ? AND action_id = 'dispatch'",
                                   (thread_id,))
     auth, args = _json(auth), _json(args)
-    assert (auth["kind"], auth["approval_id"], auth["reviewer"]) == (
-        "approval", approval_id, winner)
+    assert (auth["approval_id"], auth["reviewer"]) == (approval_id, winner)
+    assert auth["reason_code"].startswith(f"APPROVED:{approval_id}")
+    assert isinstance(auth["decision_id"], int)
     load_after = _vendor_load(env)
     changed = {v: load_after[v] - load_before[v] for v in load_before
                if load_after[v] != load_before[v]}

@@ -1,4 +1,4 @@
-"""Typed tool registry and executor: clear errors, catalogue export, authorised exactly-once."""
+"""Typed tool registry and gateway: clear errors, catalogue export, authorised exactly-once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from autopilot.services import Services
 from tests.conftest import make_settings
 from tools.catalog import build_registry
-from tools.executor import Authorization
+from tools.gateway import Authorization, Principal
 from tools.registry import (
     CostClass,
     PermanentToolError,
@@ -21,7 +21,7 @@ from tools.registry import (
     UnknownToolError,
 )
 
-ALLOW = Authorization(kind="policy", policy_version="test", reasons=["TEST"])
+ACME = Principal.autopilot("maintenance", "acme")
 
 
 def test_unknown_tool_names_what_exists() -> None:
@@ -84,43 +84,56 @@ def _wo_args(wo: str = "WO-T1") -> dict:
             "sla_due_at": "2026-12-01T12:00:00+00:00"}
 
 
+def allow(services: Services, thread_id: str, action_id: str, tool: str,
+          args: dict) -> Authorization:
+    """The authorization a real execute-stage gate decision gives."""
+    d = services.gate.decide(graph="maintenance", tenant_id="acme", thread_id=thread_id,
+                             action_id=action_id, tool=tool, args=args, run_facts={},
+                             stage="execute")
+    assert d.outcome.value == "ALLOW" and d.decision_id is not None
+    return Authorization(decision_id=d.decision_id, reason_code=",".join(d.reasons),
+                         policy_version=d.policy_version)
+
+
 def test_write_without_authorization_is_refused(services: Services) -> None:
-    for auth in (None, Authorization(kind="approval", policy_version="v")):
+    forged = Authorization(decision_id=999, reason_code="TRUST_ME")
+    for auth in (None, forged):
         with pytest.raises(UnauthorizedWriteError):
-            services.executor.write(tenant_id="acme", thread_id="t", action_id="a",
-                                    name="create_work_order", args=_wo_args(),
-                                    authorization=auth)
+            services.gateway.write(ACME, "create_work_order", _wo_args(), thread_id="t",
+                                   action_id="a", authorization=auth)
     with pytest.raises(PermanentToolError):
-        services.executor.read("acme", "get_work_order", {"work_order_id": "WO-T1"})
+        services.gateway.read(ACME, "get_work_order", {"work_order_id": "WO-T1"})
 
 
 def test_write_is_exactly_once_per_run_and_action(services: Services) -> None:
-    kwargs = dict(tenant_id="acme", thread_id="run-1", action_id="create",
-                  name="create_work_order", args=_wo_args(), authorization=ALLOW)
-    first, replayed = services.executor.write(**kwargs)
-    again, replayed_again = services.executor.write(**kwargs)
+    auth = allow(services, "run-1", "create", "create_work_order", _wo_args())
+    kwargs = dict(thread_id="run-1", action_id="create", authorization=auth)
+    first, replayed = services.gateway.write(ACME, "create_work_order", _wo_args(), **kwargs)
+    again, replayed_again = services.gateway.write(ACME, "create_work_order", _wo_args(),
+                                                   **kwargs)
     assert (replayed, replayed_again) == (False, True)
     assert again == first
     with pytest.raises(UnauthorizedWriteError):
-        services.executor.read("acme", "create_work_order", _wo_args())
+        services.gateway.read(ACME, "create_work_order", _wo_args())
 
 
 def test_reads_are_tenant_scoped(services: Services) -> None:
-    services.executor.write(tenant_id="acme", thread_id="r", action_id="c",
-                            name="create_work_order", args=_wo_args("WO-T2"),
-                            authorization=ALLOW)
-    assert services.executor.read("acme", "get_work_order", {"work_order_id": "WO-T2"})
+    args = _wo_args("WO-T2")
+    services.gateway.write(ACME, "create_work_order", args, thread_id="r", action_id="c",
+                           authorization=allow(services, "r", "c", "create_work_order", args))
+    assert services.gateway.read(ACME, "get_work_order", {"work_order_id": "WO-T2"})
+    other = Principal.autopilot("maintenance", "other-tenant")
     with pytest.raises(PermanentToolError):
-        services.executor.read("other-tenant", "get_work_order", {"work_order_id": "WO-T2"})
+        services.gateway.read(other, "get_work_order", {"work_order_id": "WO-T2"})
 
 
 def test_transient_and_permanent_faults(services: Services) -> None:
     from tools.registry import TransientToolError
 
-    services.executor.faults.set("get_vendor", transient=1)
+    services.gateway.faults.set("get_vendor", transient=1)
     with pytest.raises(TransientToolError):
-        services.executor.read("acme", "get_vendor", {"vendor_id": "V-AQUA"})
-    assert services.executor.read("acme", "get_vendor", {"vendor_id": "V-AQUA"})["id"] == "V-AQUA"
-    services.executor.faults.set("get_vendor", permanent=True)
+        services.gateway.read(ACME, "get_vendor", {"vendor_id": "V-AQUA"})
+    assert services.gateway.read(ACME, "get_vendor", {"vendor_id": "V-AQUA"})["id"] == "V-AQUA"
+    services.gateway.faults.set("get_vendor", permanent=True)
     with pytest.raises(PermanentToolError):
-        services.executor.read("acme", "get_vendor", {"vendor_id": "V-AQUA"})
+        services.gateway.read(ACME, "get_vendor", {"vendor_id": "V-AQUA"})

@@ -157,14 +157,14 @@ def test_invalid_edits_are_refused_with_the_field_and_claim_nothing(runner: Runn
 
 
 def test_transient_failures_are_retried_three_times(runner: Runner) -> None:
-    runner.services.executor.faults.set("dispatch_vendor", transient=2)
+    runner.services.gateway.faults.set("dispatch_vendor", transient=2)
     view = runner.submit("maintenance", issue(20))
     assert view.status == "completed"
     assert _count(runner, WorkOrder, WorkOrder.source_ref == "msg:MSG-20") == 1
 
 
 def test_exhausted_retries_escalate_with_what_was_done(runner: Runner) -> None:
-    runner.services.executor.faults.set("dispatch_vendor", transient=3)
+    runner.services.gateway.faults.set("dispatch_vendor", transient=3)
     view = runner.submit("maintenance", issue(21))
     assert view.status == "escalated"
     esc = view.values["escalation"]
@@ -177,7 +177,7 @@ def test_exhausted_retries_escalate_with_what_was_done(runner: Runner) -> None:
 
 
 def test_permanent_failure_escalates_without_retry(runner: Runner) -> None:
-    runner.services.executor.faults.set("send_resident_message", permanent=True)
+    runner.services.gateway.faults.set("send_resident_message", permanent=True)
     view = runner.submit("maintenance", issue(22))
     assert view.status == "escalated"
     assert view.values["escalation"]["title"] == "Tool failed permanently"
@@ -240,7 +240,24 @@ def _create(wo: str, expect: dict[str, Any]) -> Proposal:
         "description": "Tap drips", "estimated_cost": 100,
         "sla_due_at": "2026-12-01T00:00:00+00:00"}, description="create", confidence=0.9,
         reasoning="test", expected_outcome="exists", rollback_plan="cancel",
+        evidence_refs=["unit:P-GRAND-2B"],  # captured by the maintenance perceive step
         verify=VerifySpec(tool="get_work_order", args={"work_order_id": wo}, expect=expect))
+
+
+@pytest.mark.parametrize("refs, why", [
+    ([], "cites no evidence"),
+    (["unit:P-GRAND-2B", "vendor:V-IMAGINARY"], "did not capture: vendor:V-IMAGINARY")])
+def test_ungrounded_proposals_are_held_for_a_person(runner: Runner, refs: list[str],
+                                                    why: str) -> None:
+    def plan(io: Any, env: Any, payload: Any, seen: Any) -> PlanResult:
+        p = _create("WO-G1", {})
+        p.evidence_refs = refs
+        return PlanResult(proposals=[p], summary="grounding")
+
+    state = _run_spec(runner, _spec(plan), 62)
+    [p] = state["proposals"]
+    assert (p["status"], p["grounded"]) == ("needs_approval", False) and why in p["grounding"]
+    assert p["decision"]["reasons"] == ["UNGROUNDED_PROPOSAL"]
 
 
 def test_failed_verification_escalates(runner: Runner) -> None:

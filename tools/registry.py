@@ -68,6 +68,14 @@ class UnauthorizedWriteError(ToolError):
     """A write attempted without a policy ALLOW or a recorded approval."""
 
 
+class ForbiddenToolError(ToolError):
+    """The caller's roles do not grant this tool (or this kind of tool)."""
+
+
+class BudgetExceededError(ToolError):
+    """The tenant's budget for this cost class is used up in the current window."""
+
+
 def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     """Flatten pydantic errors into `{field, message}` with dotted field paths."""
     out = []
@@ -106,6 +114,8 @@ class ToolSpec:
     handler: Handler = field(repr=False)
     # Facts the policy gate needs, derived from the (possibly edited) arguments.
     policy_facts: FactsFn | None = field(default=None, repr=False)
+    # The gateway gives up on a call after this long (a retryable error).
+    timeout_s: float = 10.0
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -115,6 +125,7 @@ class ToolSpec:
             "reversible": self.reversible,
             "cost_class": self.cost_class.value,
             "risk": self.risk.value,
+            "timeout_s": self.timeout_s,
             "input_schema": self.input_model.model_json_schema(),
             "output_schema": self.output_model.model_json_schema(),
         }
@@ -146,12 +157,14 @@ class ToolRegistry:
         cost_class: CostClass = CostClass.CHEAP,
         risk: RiskClass = RiskClass.LOW,
         policy_facts: FactsFn | None = None,
+        timeout_s: float = 10.0,
     ) -> Callable[[Handler], Handler]:
         """Decorator form of `register`."""
 
         def wrap(handler: Handler) -> Handler:
             self.register(ToolSpec(name, description, input_model, output_model, kind,
-                                   reversible, cost_class, risk, handler, policy_facts))
+                                   reversible, cost_class, risk, handler, policy_facts,
+                                   timeout_s))
             return handler
 
         return wrap

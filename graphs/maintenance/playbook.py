@@ -43,6 +43,12 @@ def dedupe_ref(envelope: TriggerEnvelope, payload: BaseModel) -> tuple[str, str]
 # --------------------------------------------------------------------------- perceive
 
 
+def _work_order_evidence(work_orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"ref": f"work_order:{w['id']}", "source": "sandbox",
+             "summary": f"open {w['category']} {w['priority']} work order: {w['title']}"}
+            for w in work_orders]
+
+
 def perceive(io: NodeIO, envelope: TriggerEnvelope, payload: BaseModel) -> Perception:
     if isinstance(payload, TenantIssue):
         unit = io.read("get_unit_context", unit_id=payload.unit_id)
@@ -56,7 +62,8 @@ def perceive(io: NodeIO, envelope: TriggerEnvelope, payload: BaseModel) -> Perce
               "summary": payload.text[:280]},
              {"ref": f"unit:{unit['unit_id']}", "source": "sandbox",
               "summary": f"{unit['property_name']} unit {unit['unit_number']}, "
-                         f"{len(unit['open_work_orders'])} open work orders"}])
+                         f"{len(unit['open_work_orders'])} open work orders"},
+             *_work_order_evidence(unit["open_work_orders"])])
     if isinstance(payload, Incident):
         unit = io.read("get_unit_context", unit_id=payload.unit_id) if payload.unit_id else None
         if unit is not None and unit["property_id"] != payload.property_id:
@@ -70,7 +77,7 @@ def perceive(io: NodeIO, envelope: TriggerEnvelope, payload: BaseModel) -> Perce
              "source_ref": f"incident:{payload.incident_id}", "category_hint": payload.category,
              "open_work_orders": open_wos},
             [{"ref": f"incident:{payload.incident_id}", "source": payload.reported_by,
-              "summary": payload.description[:280]}])
+              "summary": payload.description[:280]}, *_work_order_evidence(open_wos)])
     if isinstance(payload, PMDue):
         pm = io.read("get_pm_schedule", pm_schedule_id=payload.pm_schedule_id)
         open_wos = io.read("find_open_work_orders", property_id=pm["property_id"])["work_orders"]
