@@ -15,6 +15,7 @@ import psycopg
 import typer
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from autopilot.audit_cli import autonomy_app, ledger_app
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
 from autopilot.console import fail, load_json, out
@@ -36,6 +37,8 @@ from graphs.trigger import TriggerError, parse_trigger
 app = typer.Typer(help="Governed autopilots: run, approve and inspect.", no_args_is_help=True,
                   add_completion=False)
 app.add_typer(policy_app, name="policy")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(autonomy_app, name="autonomy")
 
 
 def settings() -> Settings:

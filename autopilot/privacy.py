@@ -12,7 +12,8 @@ sign-off ("Thanks, Maria") or a courtesy title ("Mrs. Chen"). Titles stay, the n
 Keys that hold personal data are masked outright; `name` is masked where the record is a
 person's (it carries contact or lease fields, or sits under a `resident`/`tenant` key), and
 kept where it is a vendor's or a property's, so those stay readable. `reviewer` (who decided
-an approval) is kept verbatim: it is the audit trail, not a resident's data.
+an approval), and the other staff identities in `AUDIT_KEYS`, are kept verbatim: they are the
+audit trail, not a resident's data.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ NON_PERSON_PARENTS = frozenset({"vendor", "vendors", "property", "properties", "
 NON_PERSON_KINDS = frozenset({"vendor", "property", "portfolio", "company"})
 # Who approved or rejected is the audit trail itself (a staff login, not a resident's data):
 # kept verbatim, even when it is an e-mail address.
-AUDIT_KEYS = frozenset({"reviewer", "decided_by"})
+AUDIT_KEYS = frozenset({"reviewer", "decided_by", "by", "changed_by", "author", "principal"})
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")

@@ -85,7 +85,28 @@ def limits_from_config(config: dict[str, Any]) -> dict[str, Any]:
     zone(_section(config, "tenant").get("timezone", DEFAULT_TIMEZONE), "tenant.timezone")
     if out["window_minutes"] <= 0:
         raise PolicyLoadError(["windows.minutes: must be positive"])
+    _check_budgets(_section(config, "budgets"))
     return out
+
+
+def _check_budgets(budgets: dict[str, Any]) -> None:
+    """Gateway budgets per cost class (`tools.gateway`); validated with the bundle."""
+    problems = []
+    window = budgets.get("windowMinutes", 60)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        problems.append("budgets.windowMinutes: must be a positive whole number")
+    per = budgets.get("perTenant", {})
+    if not isinstance(per, dict):
+        problems.append("budgets.perTenant: must be an object")
+        per = {}
+    for cost_class, limit in per.items():
+        if cost_class not in ("CHEAP", "MED", "EXP"):
+            problems.append(f"budgets.perTenant.{cost_class}: not a cost class "
+                            "(CHEAP, MED, EXP)")
+        elif not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            problems.append(f"budgets.perTenant.{cost_class}: must be a whole number >= 0")
+    if problems:
+        raise PolicyLoadError(problems)
 
 
 PER_CALL_LIMITS = frozenset({"tool_rate_max"})  # depend on the call, so stay in the context

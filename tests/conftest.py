@@ -89,12 +89,9 @@ def postgres_env(tmp_path: Path, fresh_postgres_url: str) -> dict[str, str]:
 
 
 def make_settings(env: dict[str, str]) -> Settings:
-    return Settings(AUTOPILOT_DATA_DIR=env["AUTOPILOT_DATA_DIR"],
-                    DATABASE_URL=env["DATABASE_URL"],
-                    AUTOPILOT_RETRY_INITIAL_INTERVAL=float(
-                        env["AUTOPILOT_RETRY_INITIAL_INTERVAL"]),
-                    AUTOPILOT_SANDBOX_FAULTS="",
-                    AUTOPILOT_POLICY_TIME=env["AUTOPILOT_POLICY_TIME"])
+    """Settings from a test env dict only (never from this process's own environment)."""
+    aliases = [f.alias for f in Settings.model_fields.values() if f.alias]
+    return Settings.model_validate({a: env[a] for a in aliases if a in env})
 
 
 RunnerFactory = Callable[[dict[str, str]], Runner]

@@ -69,3 +69,25 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> Any:
 
     return subprocess.run(autopilot_argv(*args), env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=Path(env["AUTOPILOT_DATA_DIR"]).parent)
+
+
+def execute_app_db(env: dict[str, str], *statements: str) -> None:
+    """Run statements against the app database directly and commit (for tamper tests)."""
+    import sqlite3
+    from contextlib import closing
+    from pathlib import Path
+
+    url = env.get("DATABASE_URL", "")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1),
+                             autocommit=True, connect_timeout=5) as conn:
+            for sql in statements:
+                conn.execute(sql)  # type: ignore[arg-type]
+        return
+    with closing(sqlite3.connect(Path(env["AUTOPILOT_DATA_DIR"]) / "autopilot.sqlite",
+                                 timeout=30)) as conn:
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()

@@ -136,11 +136,7 @@ class ToolGateway:
 
     def _admit(self, principal: Principal, spec: ToolSpec, *, thread_id: str, action_id: str,
                trace_id: str) -> int:
-        """Check the grant and reserve a budget slot; returns the gateway call id."""
-        if not principal.may(spec.kind, spec.name):
-            raise ForbiddenToolError(spec.name, f"{principal.label} (roles "
-                                                f"{', '.join(sorted(principal.roles)) or 'none'}"
-                                                f") may not call this {spec.kind.value} tool")
+        """Reserve a slot in the tenant's budget; returns the gateway call id."""
         budgets = self.budgets_for(principal.tenant_id) or DEFAULT_BUDGETS
         limit = int(budgets.get("perTenant", {}).get(spec.cost_class.value, 0))
         with self.db.session() as s:
@@ -168,6 +164,13 @@ class ToolGateway:
             s.flush()
             return call.id
 
+    @staticmethod
+    def _grant(principal: Principal, spec: ToolSpec) -> None:
+        if not principal.may(spec.kind, spec.name):
+            raise ForbiddenToolError(spec.name, f"{principal.label} (roles "
+                                                f"{', '.join(sorted(principal.roles)) or 'none'}"
+                                                f") may not call this {spec.kind.value} tool")
+
     def _finish(self, call_id: int, status: str, error: str = "") -> None:
         with self.db.session() as s:
             s.execute(update(GatewayCall).where(GatewayCall.id == call_id).values(
@@ -192,6 +195,7 @@ class ToolGateway:
         recorded by the caller as evidence or verification)."""
         try:
             spec = self.registry.get(name)
+            self._grant(principal, spec)
             if spec.kind is not ToolKind.READ:
                 raise UnauthorizedWriteError(name, "is a write tool; use write() with an "
                                                    "authorization")
@@ -215,6 +219,8 @@ class ToolGateway:
             out = self._timed(spec, run)
         except ToolError as exc:
             self._finish(call_id, "failed", str(exc))
+            self._refused(principal, name, exc, kind="read", thread_id=thread_id,
+                          action_id="", trace_id=trace_id, args=args)
             raise
         self._finish(call_id, "ok")
         return out
@@ -271,6 +277,7 @@ class ToolGateway:
                   "trace_id": trace_id, "args": args}
         try:
             spec = self.registry.get(name)
+            self._grant(principal, spec)
             if spec.kind is not ToolKind.WRITE:
                 raise PermanentToolError(name, "is a read tool; use read()")
             parsed = self.registry.validate(name, args)
