@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = Field(default="development",
                                                               alias="AUTOPILOT_ENV")
     autonomy_enabled_env: bool | None = Field(default=None, alias="AUTONOMY_ENABLED")
+    log_level: str = Field(default="WARNING", alias="AUTOPILOT_LOG_LEVEL")
     # Encrypt checkpoints at rest with LangGraph's EncryptedSerializer (AES key, 16/24/32 bytes).
     aes_key: str = Field(default="", alias="LANGGRAPH_AES_KEY", repr=False)
 

@@ -35,8 +35,8 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
-        configure_logging()
         settings = settings or Settings()
+        configure_logging(settings.log_level)
         db = Database(settings)
         if run_migrations:
             migrate(db.engine)

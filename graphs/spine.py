@@ -22,6 +22,7 @@ from langgraph.types import Command, RetryPolicy, interrupt
 from pydantic import BaseModel
 
 from autopilot.config import Settings
+from autopilot.logs import bind_trace
 from autopilot.models import AgentException, Approval
 from autopilot.services import RunContext, Services, default_services
 from graphs.hitl import (
@@ -164,6 +165,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
     settings = settings or Settings()
 
     def perceive(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        bind_trace(_trace(state), _thread_id())
         services = _services(runtime)
         envelope, payload = parse_trigger(state["trigger"], spec.event_types)
         io = NodeIO(services, envelope.tenant_id, _thread_id(), spec.name, _trace(state))
@@ -175,6 +177,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 "context": seen.context, "evidence": captured, "approval_round": 0}
 
     def plan(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        bind_trace(_trace(state), _thread_id())
         services = _services(runtime)
         envelope, payload = parse_trigger(state["trigger"], spec.event_types)
         io = NodeIO(services, envelope.tenant_id, _thread_id(), spec.name, _trace(state))
@@ -230,6 +233,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         return "gate" if state.get("proposals") else "finish"
 
     def gate(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        bind_trace(_trace(state), _thread_id())
         services = _services(runtime)
         proposals = _proposals(state)
         for p in proposals:
@@ -290,6 +294,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         return "gate" if "proposed" in statuses else "execute"
 
     def execute(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        bind_trace(_trace(state), _thread_id())
         services = _services(runtime)
         proposals = _proposals(state)
         tenant, thread_id = state["tenant_id"], _thread_id()
@@ -365,6 +370,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                                "`autopilot history` list what was done")})
 
     def verify(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        bind_trace(_trace(state), _thread_id())
         services = _services(runtime)
         checks, failures = [], []
         principal = Principal.autopilot(spec.name, state["tenant_id"])
@@ -402,6 +408,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             decision_requested="Handle this trigger by hand")})
 
     def escalate(state: AutopilotState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        bind_trace(_trace(state), _thread_id())
         services = _services(runtime)
         esc = Escalation.model_validate(state["escalation"])
         thread_id = _thread_id()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +50,7 @@ from tools.registry import (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger("tools.gateway")
 
 # role -> (kind, tool name pattern) grants. Writes still need a decision or approval.
 ROLE_GRANTS: dict[str, list[tuple[str, str]]] = {
@@ -180,6 +182,8 @@ class ToolGateway:
                  thread_id: str, action_id: str, trace_id: str, args: Any) -> None:
         status = "failed" if isinstance(exc, (TransientToolError, PermanentToolError)) else (
             "refused")
+        log.warning(f"tool.{status}", tool=tool, principal=principal.label,
+                    tenant=principal.tenant_id, action_id=action_id, error=str(exc))
         self.ledger.record(tenant_id=principal.tenant_id, event_type="TOOL_CALL",
                            thread_id=thread_id, trace_id=trace_id,
                            payload={"tool": tool, "kind": kind, "action_id": action_id,
