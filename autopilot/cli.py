@@ -295,6 +295,22 @@ def resume(
 
 
 @app.command()
+def replay(
+    run_id: Annotated[str, typer.Argument(help="run (thread) id")],
+    checkpoint: Annotated[str | None, typer.Option(help="checkpoint id from `autopilot history`"
+                                                        " (default: the first)")] = None,
+    by: Annotated[str, typer.Option("--as", help="who replays")] = "",
+) -> None:
+    """Re-run a run from a checkpoint; writes that already ran are not repeated."""
+    with runner() as r:
+        try:
+            view = r.replay(run_id, checkpoint, by=by or getpass.getuser())
+        except RunNotFound as exc:
+            raise fail(str(exc)) from None
+        out.print(run_panel(view, title=f"replayed {run_id}"))
+
+
+@app.command()
 def tools(as_json: Annotated[bool, typer.Option("--json", help="JSON Schema catalogue")] = False
           ) -> None:
     """List the registered tools (or export the catalogue as JSON Schema)."""

@@ -334,6 +334,32 @@ class Runner:
             produced_by = ", ".join(snap.next) if snap.next else "-"
         return out
 
+    def replay(self, thread_id: str, checkpoint_id: str | None = None, *,
+               by: str = "") -> RunView:
+        """Re-run a run from one of its checkpoints (default: the first, before perceive), as
+        a fork of the same thread. The gate decides afresh under today's policies; every write
+        that already ran returns its recorded result (the idempotency key is per run and
+        action), so a replay never repeats a side effect. The ledger records the replay and
+        each write it did not repeat."""
+        run = self._run(thread_id)
+        checkpoints = self.history(thread_id)
+        if not checkpoints:
+            raise RunNotFound(f"run {thread_id} has no checkpoints")
+        chosen = checkpoint_id or next(
+            (c["checkpoint_id"] for c in checkpoints if "perceive" in c["next"]),
+            checkpoints[0]["checkpoint_id"])
+        if chosen not in {c["checkpoint_id"] for c in checkpoints}:
+            raise RunNotFound(f"run {thread_id} has no checkpoint {chosen!r}")
+        self.services.ledger.record(
+            tenant_id=run.tenant_id, event_type="INTENT", thread_id=thread_id,
+            trace_id=run.trace_id, payload={"replay": True, "from_checkpoint": chosen,
+                                            "by": by or "unidentified", "graph": run.graph})
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_id": chosen}}
+        self._set_status(thread_id, "running")
+        self.graph(run.graph).invoke(None, config, context=RunContext(self.services, replay=True),
+                                     durability="sync")
+        return self._sync(run)
+
 
 __all__ = ["ApprovalConflict", "ApprovalNotFound", "DecisionError", "RunNotFound", "RunView",
            "Runner", "TriggerError"]

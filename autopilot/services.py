@@ -70,9 +70,14 @@ class Services:
 
 @dataclass
 class RunContext:
-    """LangGraph runtime context: not checkpointed, handed to every node of a run."""
+    """LangGraph runtime context: not checkpointed, handed to every node of a run.
+
+    `replay` marks a re-run from an earlier checkpoint: writes that ran before return their
+    recorded result, and writes that did not are decided but not executed ("simulated").
+    """
 
     services: Services
+    replay: bool = False
 
 
 _default: Services | None = None

@@ -299,6 +299,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         proposals = _proposals(state)
         tenant, thread_id = state["tenant_id"], _thread_id()
         status = {p.action_id: p.status for p in proposals}
+        replaying = bool(getattr(runtime.context, "replay", False))
         for p in proposals:
             if p.status not in ("allowed", "approved"):
                 continue
@@ -306,7 +307,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             if any(d in ("rejected", "blocked", "skipped") for d in deps):
                 p.status = status[p.action_id] = "skipped"
                 continue
-            if any(d != "executed" for d in deps):
+            if any(d not in ("executed", "simulated") for d in deps):
                 continue  # waits for an action still in front of a person
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
@@ -325,6 +326,16 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                             else "needs_approval")
                 status[p.action_id] = p.status
                 break
+            key = idempotency_key(thread_id, p.action_id)
+            if replaying and services.gateway.recorded(key) is None:
+                # A replay never acts anew: it shows what it would do, on the ledger.
+                p.status = status[p.action_id] = "simulated"
+                _ledger(services, state, "TOOL_CALL", {
+                    "tool": p.tool, "kind": "write", "action_id": p.action_id,
+                    "status": "simulated", "principal": f"autopilot:{spec.name}",
+                    "note": "replay: the gate let it go ahead, but it had not run before, "
+                            "so it was not executed", "input": p.args})
+                continue
             review = p.review or {}  # an edit that re-gated to ALLOW keeps its author
             approved = fresh.outcome is Outcome.REQUIRE_APPROVAL
             auth = Authorization(
@@ -432,7 +443,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
 
     def finish(state: AutopilotState) -> dict[str, Any]:
         proposals = _proposals(state)
-        executed = [p for p in proposals if p.status == "executed"]
+        executed = [p for p in proposals if p.status in ("executed", "simulated")]
         if not proposals:
             return {"outcome": "nothing_to_do", "summary": state.get("plan_summary", "")}
         if not executed:
@@ -441,6 +452,9 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                     f"{(p.review or {}).get('message')}" for p in proposals
                     if p.status == "rejected"]
         skipped = [p.action_id for p in proposals if p.status == "skipped"]
+        simulated = [p.action_id for p in proposals if p.status == "simulated"]
+        if simulated:
+            skipped += [f"{a} (replay: not executed)" for a in simulated]
         return {"outcome": "completed",
                 "summary": f"{state.get('plan_summary', '')} "
                            f"({len(executed)}/{len(proposals)} actions executed and verified"

@@ -16,6 +16,7 @@ ProposalStatus = Literal[
     "rejected",        # a person rejected it; it never runs
     "executed",
     "skipped",         # not run because an action it depends on did not run
+    "simulated",       # a replay decided it would run, but it had not run before: not run
 ]
 
 

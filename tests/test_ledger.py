@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from sqlalchemy import select
@@ -140,3 +141,36 @@ def test_concurrent_appends_keep_one_chain(backend_env: dict[str, str],
         seqs = list(s.scalars(select(LedgerEntry.seq).where(
             LedgerEntry.tenant_id == "chain-test").order_by(LedgerEntry.seq)))
     assert seqs == list(range(1, 61))
+
+
+def test_replaying_a_finished_run_repeats_no_write_and_is_ledgered(runner: Runner) -> None:
+    view = runner.submit("maintenance", issue(7))
+    assert view.status == "completed"
+    with runner.services.db.session() as s:
+        calls_before = s.scalars(select(ToolCall.idempotency_key)).all()
+    load_before = query_app_db_vendor_load(runner)
+    replayed = runner.replay(view.thread_id, by="auditor@acme.example")
+    assert replayed.status == "completed"
+    # The world moved on (the work order now exists), so the replay plans differently: the
+    # action that ran before returns its recorded result; the new one is only simulated.
+    statuses = {p["action_id"]: (p["status"], p["replayed"])
+                for p in replayed.values["proposals"]}
+    assert statuses["ack_resident"] == ("executed", True)
+    assert statuses["update_wo"] == ("simulated", False)
+    with runner.services.db.session() as s:
+        assert s.scalars(select(ToolCall.idempotency_key)).all() == calls_before
+    assert query_app_db_vendor_load(runner) == load_before  # nothing ran twice
+    story = runner.services.ledger.story(view.thread_id)
+    intents = [e.payload for e in story if e.event_type == "INTENT"]
+    assert intents[-1]["replay"] is True and intents[-1]["by"] == "auditor@acme.example"
+    calls = Counter(e.payload["status"] for e in story if e.event_type == "TOOL_CALL")
+    assert calls == {"ok": 4, "replayed": 1, "simulated": 1}
+    assert runner.services.ledger.verify(TENANT).ok
+
+
+def query_app_db_vendor_load(runner: Runner) -> dict[str, int]:
+    from autopilot.models import Vendor
+
+    with runner.services.db.session() as s:
+        return {v.id: v.open_work_orders for v in s.scalars(select(Vendor).where(
+            Vendor.tenant_id == TENANT))}
