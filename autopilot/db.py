@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from autopilot.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+APP_ROLE = "autopilot_app"  # the non-superuser role row-level security applies to (0005)
+ALL_TENANTS = "*"  # an explicit all-tenant session: admin commands and cross-tenant lookups
 # Any constant shared by every process: serialises concurrent first-time migrations on Postgres.
 _MIGRATION_LOCK_ID = 7_310_2026
 
@@ -73,20 +75,47 @@ def migrate(engine: Engine) -> None:
 
 
 class Database:
-    """Engine plus a session factory; `session()` commits on success and rolls back on error."""
+    """Engine plus a session factory; `session()` commits on success and rolls back on error.
+
+    On Postgres every session runs as `autopilot_app` under row-level security: it sees the
+    rows of the tenant it names (`session("acme")`), or all of them only when it says so
+    (`session(ALL_TENANTS)`); a session that names no tenant sees none. So a query that forgets
+    its `WHERE tenant_id = ...` cannot read or write another tenant's rows.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings)
+        if self.engine.dialect.name == "postgresql":
+            self._run_as_app_role(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._settings = settings
+
+    @staticmethod
+    def _run_as_app_role(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _set_role(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,))
+            if cur.fetchone() is not None:  # absent only before the first migration
+                cur.execute(f"SET ROLE {APP_ROLE}")
+            cur.close()
+            dbapi_conn.commit()
+
+    def migration_engine(self) -> Engine:
+        """An engine as the connecting (owner) role, for migrations only."""
+        return make_engine(self._settings)
 
     @property
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, tenant_id: str | None = None) -> Iterator[Session]:
         with self._sessions() as session:
             try:
+                if tenant_id is not None and self.is_postgres:
+                    session.execute(text("SELECT set_config('app.tenant_id', :t, true)"),
+                                    {"t": tenant_id})
                 yield session
                 session.commit()
             except BaseException:

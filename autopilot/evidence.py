@@ -54,7 +54,7 @@ class EvidenceStore:
         ref (`kind:id` of each record read, and each item's own ref) with its `evidence_id`
         (the state keeps these; the store keeps the content)."""
         out: list[dict[str, Any]] = []
-        with self.db.session() as s:
+        with self.db.session(tenant_id) as s:
             for read in reads:
                 summary = f"{read['tool']}({json.dumps(read['args'], sort_keys=True)})"
                 refs = entity_refs(read["tool"], read["output"]) or [f"read:{read['tool']}"]
@@ -94,6 +94,6 @@ class EvidenceStore:
         return eid
 
     def for_run(self, tenant_id: str, thread_id: str) -> list[Evidence]:
-        with self.db.session() as s:
+        with self.db.session(tenant_id) as s:
             return list(s.scalars(select(Evidence).where(Evidence.tenant_id == tenant_id,
                                                          Evidence.thread_id == thread_id)))

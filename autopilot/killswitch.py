@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from autopilot.db import Database
+from autopilot.db import ALL_TENANTS, Database
 from autopilot.ledger import Ledger
 from autopilot.models import AutonomySwitch
 
@@ -40,7 +40,7 @@ class KillSwitch:
         self.env_enabled = env_enabled
 
     def state(self, tenant_id: str) -> SwitchState:
-        with self.db.session() as s:
+        with self.db.session(tenant_id) as s:
             rows = {r.scope: r for r in s.scalars(select(AutonomySwitch).where(
                 AutonomySwitch.scope.in_([GLOBAL, tenant_id])))}
         g, t = rows.get(GLOBAL), rows.get(tenant_id)
@@ -62,7 +62,7 @@ class KillSwitch:
         """Flip the global switch (`scope="global"`) or a tenant's; ledgered as CONTROL."""
         if not by.strip():
             raise ValueError("flipping the kill switch needs the name of who does it")
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:  # the global row and the platform chain
             row = s.get(AutonomySwitch, scope)
             if row is None:
                 s.add(AutonomySwitch(scope=scope, enabled=enabled, reason=reason, changed_by=by,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from autopilot.db import Database
+from autopilot.db import ALL_TENANTS, Database
 from autopilot.models import LedgerEntry
 from autopilot.privacy import redact
 
@@ -90,18 +90,18 @@ class Ledger:
 
     def record(self, **kwargs: Any) -> LedgerEntry | None:
         """Append in a transaction of its own (for events with no other record)."""
-        with self.db.session() as s:
+        with self.db.session(kwargs["tenant_id"]) as s:
             return self.append(s, **kwargs)
 
     # ------------------------------------------------------------------ reading
 
-    def story(self, thread_id: str) -> list[LedgerEntry]:
-        with self.db.session() as s:
+    def story(self, thread_id: str, tenant_id: str = ALL_TENANTS) -> list[LedgerEntry]:
+        with self.db.session(tenant_id) as s:
             return list(s.scalars(select(LedgerEntry).where(LedgerEntry.thread_id == thread_id)
                                   .order_by(LedgerEntry.id)))
 
     def tenants(self) -> list[str]:
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             return sorted(s.scalars(select(LedgerEntry.tenant_id).distinct()))
 
     def _entries(self, session: Session, tenant_id: str) -> Iterator[LedgerEntry]:
@@ -113,7 +113,7 @@ class Ledger:
         """Recompute a tenant's chain; the first entry that is altered, out of place or
         missing is named. (Removing the newest entries cannot be seen from the chain alone.)"""
         count, prev, expected = 0, GENESIS, 1
-        with self.db.session() as s:
+        with self.db.session(tenant_id) as s:
             for e in self._entries(s, tenant_id):
                 count += 1
                 if e.seq != expected:

@@ -307,9 +307,10 @@ def decisions(
     """Recorded gate decisions: outcome, reasons, version, shadow outcome, redacted inputs."""
     from sqlalchemy import select
 
+    from autopilot.db import ALL_TENANTS
     from autopilot.models import PolicyDecisionRecord as D
 
-    with _services() as services, services.db.session() as s:
+    with _services() as services, services.db.session(tenant or ALL_TENANTS) as s:
         q = select(D).order_by(D.id.desc()).limit(limit)
         if run:
             q = q.where(D.thread_id == run)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import AgentException, Approval, Run
 from autopilot.services import RunContext, Services
 from graphs import get_spec
@@ -102,7 +103,7 @@ class Runner:
         trigger = envelope.model_dump(mode="json")
         trigger["trace_id"] = trace_id = envelope.trace_id or uuid.uuid4().hex
         try:
-            with self.services.db.session() as s:
+            with self.services.db.session(envelope.tenant_id) as s:
                 existing = s.get(Run, thread_id)
                 if existing is None:
                     run = Run(thread_id=thread_id, tenant_id=envelope.tenant_id,
@@ -137,7 +138,7 @@ class Runner:
         if not state.values and not state.next:
             return self._invoke(run, {"trigger": run.trigger})
         if state.interrupts:
-            with self.services.db.session() as s:
+            with self.services.db.session(run.tenant_id) as s:
                 approval = s.get(Approval, state.interrupts[0].id)
             if approval is None or approval.status != "decided" or approval.decision is None:
                 return self._sync(run)
@@ -153,7 +154,7 @@ class Runner:
         state = self.graph(run.graph).get_state(self.config(thread_id))
         values = state.values or {}
         pending = None
-        with self.services.db.session() as s:
+        with self.services.db.session(run.tenant_id) as s:
             if state.interrupts:
                 status, intr = "needs_approval", state.interrupts[0]
                 approval = s.get(Approval, intr.id)
@@ -189,12 +190,12 @@ class Runner:
                        pending_approval=pending)
 
     def _set_status(self, thread_id: str, status: str) -> None:
-        with self.services.db.session() as s:
+        with self.services.db.session(ALL_TENANTS) as s:
             s.execute(update(Run).where(Run.thread_id == thread_id).values(
                 status=status, updated_at=datetime.now(UTC)))
 
     def _run(self, thread_id: str) -> Run:
-        with self.services.db.session() as s:
+        with self.services.db.session(ALL_TENANTS) as s:
             run = s.get(Run, thread_id)
         if run is None:
             raise RunNotFound(f"no run {thread_id!r}")
@@ -204,7 +205,7 @@ class Runner:
         run = self._run(thread_id)
         state = self.graph(run.graph).get_state(self.config(thread_id))
         pending = None
-        with self.services.db.session() as s:
+        with self.services.db.session(run.tenant_id) as s:
             approval = s.scalar(select(Approval).where(Approval.thread_id == thread_id,
                                                        Approval.status == "pending"))
             if approval is not None:
@@ -216,19 +217,19 @@ class Runner:
 
     def unfinished(self) -> list[str]:
         """Runs a crash may have stopped part-way (including a claimed, unapplied approval)."""
-        with self.services.db.session() as s:
+        with self.services.db.session(ALL_TENANTS) as s:
             return list(s.scalars(select(Run.thread_id).where(Run.status.in_(
                 ("queued", "running", "executing", "needs_approval"))).order_by(Run.created_at)))
 
     def list_runs(self, tenant_id: str | None = None) -> list[Run]:
-        with self.services.db.session() as s:
+        with self.services.db.session(tenant_id or ALL_TENANTS) as s:
             q = select(Run).order_by(Run.created_at)
             if tenant_id:
                 q = q.where(Run.tenant_id == tenant_id)
             return list(s.scalars(q))
 
     def exceptions(self, tenant_id: str | None = None) -> list[AgentException]:
-        with self.services.db.session() as s:
+        with self.services.db.session(tenant_id or ALL_TENANTS) as s:
             q = select(AgentException).order_by(AgentException.created_at)
             if tenant_id:
                 q = q.where(AgentException.tenant_id == tenant_id)
@@ -237,7 +238,7 @@ class Runner:
     # ------------------------------------------------------------------ approvals
 
     def pending_approvals(self, tenant_id: str | None = None) -> list[Approval]:
-        with self.services.db.session() as s:
+        with self.services.db.session(tenant_id or ALL_TENANTS) as s:
             q = select(Approval).where(Approval.status == "pending")
             if tenant_id:
                 q = q.where(Approval.tenant_id == tenant_id)
@@ -246,7 +247,7 @@ class Runner:
 
     def approval_for(self, run_or_approval_id: str) -> Approval:
         """Find a pending approval by its id or its run's thread id (the newest for a run)."""
-        with self.services.db.session() as s:
+        with self.services.db.session(ALL_TENANTS) as s:
             approval = s.get(Approval, run_or_approval_id)
             if approval is None:
                 approval = s.scalar(select(Approval).where(
@@ -292,7 +293,8 @@ class Runner:
         response = self.validate_decision(approval, raw_decision)
         response.reviewer, response.approval_id = reviewer, approval.id
         payload = response.model_dump(mode="json")
-        with self.services.db.session() as s:  # claim and status change commit together
+        # The claim and the status change commit together.
+        with self.services.db.session(approval.tenant_id) as s:
             claimed = s.execute(
                 update(Approval).where(Approval.id == approval.id,
                                        Approval.status == "pending")
@@ -308,7 +310,7 @@ class Runner:
                     trace_id=run_row.trace_id if run_row else "", approval_id=approval.id,
                     reviewer=reviewer, request=approval.request, decision=payload)
         if claimed != 1:
-            with self.services.db.session() as s:
+            with self.services.db.session(approval.tenant_id) as s:
                 winner = s.get(Approval, approval.id)
             raise ApprovalConflict(f"approval {approval.id} was already decided by "
                                    f"{winner.decided_by if winner else 'someone else'}")

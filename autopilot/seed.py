@@ -55,7 +55,7 @@ VENDORS = [
 def seed_tenant(db: Database, tenant_id: str, now: datetime | None = None) -> bool:
     """Seed the sandbox for `tenant_id`; returns False if it was already seeded."""
     now = now or datetime.now(UTC)
-    with db.session() as s:
+    with db.session(tenant_id) as s:
         if s.scalar(select(Property.id).where(Property.tenant_id == tenant_id).limit(1)):
             return False
         n = 0

@@ -39,7 +39,11 @@ class Services:
         configure_logging(settings.log_level)
         db = Database(settings)
         if run_migrations:
-            migrate(db.engine)
+            owner = db.migration_engine()
+            try:
+                migrate(owner)
+            finally:
+                owner.dispose()
         from graphs import autopilots  # graphs import this module; resolve at call time
 
         registry = build_registry()

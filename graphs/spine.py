@@ -314,7 +314,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
             fresh = _decide(services, spec.name, state, p, "execute")
             stricter = not (fresh.outcome is Outcome.ALLOW or (
                 p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL))
-            prior = (services.gateway.recorded(idempotency_key(thread_id, p.action_id))
+            prior = (services.gateway.recorded(idempotency_key(thread_id, p.action_id), tenant)
                      if stricter else None)
             if prior is not None:  # it ran before a crash or retry: its recorded result stands
                 p.result, p.replayed, p.status = prior.output, True, "executed"
@@ -327,7 +327,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 status[p.action_id] = p.status
                 break
             key = idempotency_key(thread_id, p.action_id)
-            if replaying and services.gateway.recorded(key) is None:
+            if replaying and services.gateway.recorded(key, tenant) is None:
                 # A replay never acts anew: it shows what it would do, on the ledger.
                 p.status = status[p.action_id] = "simulated"
                 _ledger(services, state, "TOOL_CALL", {
@@ -366,7 +366,8 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         services = _services(runtime)
         thread_id = _thread_id()
         executed = [p.action_id for p in _proposals(state)
-                    if services.gateway.recorded(idempotency_key(thread_id, p.action_id))]
+                    if services.gateway.recorded(idempotency_key(thread_id, p.action_id),
+                                                 _tenant(state))]
         transient = isinstance(error.error, TransientToolError)
         _ledger(services, state, "ERROR", {"node": error.node, "error": str(error.error),
                                            "error_type": type(error.error).__name__,
@@ -424,7 +425,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         esc = Escalation.model_validate(state["escalation"])
         thread_id = _thread_id()
         tenant = state.get("tenant_id") or state["trigger"].get("tenant_id", "unknown")
-        with services.db.session() as s:
+        with services.db.session(tenant) as s:
             if s.get(AgentException, f"EXC-{thread_id}") is None:
                 services.ledger.append(
                     s, tenant_id=tenant, event_type="ESCALATION", thread_id=thread_id,
@@ -514,7 +515,7 @@ def _record_approval(services: Services, state: AutopilotState, approval_id: str
     directly (`langgraph dev`, an SDK client) gets it recorded here. The executor accepts an
     approval only if this row exists, is decided, and approves that action.
     """
-    with services.db.session() as s:
+    with services.db.session(state["tenant_id"]) as s:
         if s.get(Approval, approval_id) is None:
             s.add(Approval(id=approval_id, thread_id=_thread_id(), tenant_id=state["tenant_id"],
                            graph=state.get("graph", ""), status="decided",

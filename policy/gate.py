@@ -88,7 +88,7 @@ class PolicyGate:
         property_id = str(run_facts.get("property_id", ""))
         if not property_id:
             return "", "", ""
-        with self.db.session() as s:
+        with self.db.session(tenant_id) as s:
             row = s.execute(select(Property.portfolio_id, Property.timezone).where(
                 Property.tenant_id == tenant_id, Property.id == property_id)).first()
         return (property_id, row[0] or "", row[1] or "") if row else (property_id, "", "")
@@ -124,7 +124,7 @@ class PolicyGate:
         engine = engine or self.engine_for(req)
         req.autonomous_writes_enabled = self.kill_switch.enabled(tenant_id)
         if req.tool.kind == "write":
-            with self.db.session() as s:
+            with self.db.session(tenant_id) as s:
                 req.usage = self._usage(s, engine, tenant_id, tool, "", "")
         return req, engine.evaluate(req)
 
@@ -158,7 +158,7 @@ class PolicyGate:
             else:
                 shadow_engine = self.store.shadow_engine_for(
                     tenant_id, request.portfolio_id, request.run.property_id)
-        with self.db.session() as s:
+        with self.db.session(tenant_id) as s:
             if request is not None and engine is not None:
                 if request.tool.kind == "write":
                     if stage == "execute" and self.db.is_postgres:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from autopilot.db import Database
+from autopilot.db import ALL_TENANTS, Database
 from autopilot.models import PolicyDecisionRecord
 from policy.engine import PolicyBundle, PolicyEngine, PolicyRequest
 from policy.store import PolicyStore
@@ -61,7 +61,7 @@ class Comparison:
 
 def _records(db: Database, since: datetime, tenant_id: str | None,
              *extra: Any) -> list[PolicyDecisionRecord]:
-    with db.session() as s:
+    with db.session(tenant_id or ALL_TENANTS) as s:
         q = select(PolicyDecisionRecord).where(PolicyDecisionRecord.created_at >= since, *extra)
         if tenant_id:
             q = q.where(PolicyDecisionRecord.tenant_id == tenant_id)

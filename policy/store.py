@@ -27,7 +27,7 @@ from typing import Any
 import cedarpy
 from sqlalchemy import func, select, update
 
-from autopilot.db import Database
+from autopilot.db import ALL_TENANTS, Database
 from autopilot.models import PolicyVersion
 from policy.engine import PolicyBundle, PolicyEngine, merge_config
 from policy.rules import parse_rules
@@ -89,7 +89,7 @@ class PolicyStore:
 
     def versions(self, scope_type: str | None = None, scope_id: str | None = None,
                  tenant_id: str | None = None) -> list[PolicyVersion]:
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             q = select(PolicyVersion).order_by(PolicyVersion.scope_type, PolicyVersion.tenant_id,
                                                PolicyVersion.scope_id, PolicyVersion.number)
             if scope_type:
@@ -101,7 +101,7 @@ class PolicyStore:
             return list(s.scalars(q))
 
     def get(self, version_id: int) -> PolicyVersion:
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             version = s.get(PolicyVersion, version_id)
         if version is None:
             raise PolicyLoadError([f"no policy version {version_id}"])
@@ -111,7 +111,7 @@ class PolicyStore:
         """Active version ids per scope key, and the same with shadow versions swapped in
         (None when no scope of the chain has a shadow)."""
         keys = scope.keys()
-        with self.db.session() as s:
+        with self.db.session(scope.tenant_id) as s:
             rows = s.execute(select(PolicyVersion.scope_type, PolicyVersion.tenant_id,
                                     PolicyVersion.scope_id, PolicyVersion.id,
                                     PolicyVersion.active, PolicyVersion.shadow).where(
@@ -263,7 +263,7 @@ class PolicyStore:
         self._build(self._chain_with(candidate))  # raises PolicyLoadError; nothing is stored
         digest = hashlib.sha256((cedar + json.dumps(config, sort_keys=True)).encode()
                                 ).hexdigest()
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             number = (s.scalar(select(func.max(PolicyVersion.number)).where(
                 PolicyVersion.scope_type == scope_type, PolicyVersion.tenant_id == tenant_id,
                 PolicyVersion.scope_id == scope_id)) or 0) + 1
@@ -285,7 +285,7 @@ class PolicyStore:
         under an overlay may have changed since it was created)."""
         version = self.get(version_id)
         self.engine_for_version(version_id)  # raises PolicyLoadError; nothing changes then
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             s.execute(update(PolicyVersion).where(
                 self._same_scope(version), PolicyVersion.id != version_id).values(active=False))
             s.execute(update(PolicyVersion).where(PolicyVersion.id == version_id).values(
@@ -296,7 +296,7 @@ class PolicyStore:
     def deactivate(self, version_id: int) -> PolicyVersion:
         """Stop using a version: its scope falls back to the broader one (or shipped files)."""
         self.get(version_id)
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             s.execute(update(PolicyVersion).where(PolicyVersion.id == version_id)
                       .values(active=False))
         self._chains.clear()
@@ -310,7 +310,7 @@ class PolicyStore:
                 raise PolicyLoadError([f"version {version_id} is active; a shadow must be a "
                                        "candidate that is not in force"])
             self.engine_for_version(version_id)
-        with self.db.session() as s:
+        with self.db.session(ALL_TENANTS) as s:
             if on:
                 s.execute(update(PolicyVersion).where(self._same_scope(version))
                           .values(shadow=False))

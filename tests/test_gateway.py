@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import LedgerEntry
 from autopilot.services import Services
 from tests.conftest import RunnerFactory
@@ -46,7 +47,7 @@ VALID_ARGS = {
 
 
 def _ledgered(services: Services, thread_id: str) -> list[dict]:
-    with services.db.session() as s:
+    with services.db.session(ALL_TENANTS) as s:
         return [e.payload for e in s.scalars(select(LedgerEntry).where(
             LedgerEntry.thread_id == thread_id, LedgerEntry.event_type == "TOOL_CALL"))]
 
@@ -75,7 +76,7 @@ def test_every_write_tool_is_refused_without_a_decision_and_ledgered(
             [entry] = _ledgered(services, thread)
             assert (entry["tool"], entry["status"]) == (tool, "refused")
             assert entry["error_type"] == "UnauthorizedWriteError"
-    assert services.gateway.recorded("t-create_work_order-none:a") is None
+    assert services.gateway.recorded("t-create_work_order-none:a", TENANT) is None
 
 
 def test_only_registered_tools_and_granted_roles(sqlite_env: dict[str, str],

@@ -9,6 +9,7 @@ import sys
 from sqlalchemy import select
 
 from autopilot.config import Settings
+from autopilot.db import ALL_TENANTS
 from autopilot.models import LedgerEntry
 from autopilot.runtime import Runner
 from tests.conftest import RunnerFactory
@@ -51,7 +52,7 @@ def test_persistent_switch_per_tenant_and_global(runner: Runner) -> None:
     assert runner.submit("maintenance", issue(3, unit="P-ASTORIA-1A")).status == "completed"
     switch.set("global", False, by="cto@platform.example", reason="incident")
     assert not switch.enabled(TENANT) and not switch.enabled("other")
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         controls = [e.payload for e in s.scalars(select(LedgerEntry).where(
             LedgerEntry.event_type == "CONTROL").order_by(LedgerEntry.id))]
     assert [(c["scope"], c["autonomous_writes"], c["by"]) for c in controls] == [

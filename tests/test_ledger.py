@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import LedgerEntry, ToolCall
 from autopilot.runtime import Runner
 from tests.conftest import RunnerFactory
@@ -43,7 +44,7 @@ def test_a_run_tells_its_whole_story_with_one_trace_id(runner: Runner) -> None:
     assert [c["status"] for c in calls] == ["ok"] * 4
     dispatch = next(c for c in calls if c["tool"] == "dispatch_vendor")
     assert dispatch["reason_code"].startswith("APPROVED:")
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         traces = set(s.scalars(select(ToolCall.trace_id).where(
             ToolCall.thread_id == view.thread_id)))
     assert traces == {"trace-water-heater"}
@@ -137,7 +138,7 @@ def test_concurrent_appends_keep_one_chain(backend_env: dict[str, str],
         t.join()
     report = ledger.verify("chain-test")
     assert report.ok and report.entries == 60
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         seqs = list(s.scalars(select(LedgerEntry.seq).where(
             LedgerEntry.tenant_id == "chain-test").order_by(LedgerEntry.seq)))
     assert seqs == list(range(1, 61))
@@ -146,7 +147,7 @@ def test_concurrent_appends_keep_one_chain(backend_env: dict[str, str],
 def test_replaying_a_finished_run_repeats_no_write_and_is_ledgered(runner: Runner) -> None:
     view = runner.submit("maintenance", issue(7))
     assert view.status == "completed"
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         calls_before = s.scalars(select(ToolCall.idempotency_key)).all()
     load_before = query_app_db_vendor_load(runner)
     replayed = runner.replay(view.thread_id, by="auditor@acme.example")
@@ -157,7 +158,7 @@ def test_replaying_a_finished_run_repeats_no_write_and_is_ledgered(runner: Runne
                 for p in replayed.values["proposals"]}
     assert statuses["ack_resident"] == ("executed", True)
     assert statuses["update_wo"] == ("simulated", False)
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         assert s.scalars(select(ToolCall.idempotency_key)).all() == calls_before
     assert query_app_db_vendor_load(runner) == load_before  # nothing ran twice
     story = runner.services.ledger.story(view.thread_id)
@@ -171,6 +172,6 @@ def test_replaying_a_finished_run_repeats_no_write_and_is_ledgered(runner: Runne
 def query_app_db_vendor_load(runner: Runner) -> dict[str, int]:
     from autopilot.models import Vendor
 
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         return {v.id: v.open_work_orders for v in s.scalars(select(Vendor).where(
             Vendor.tenant_id == TENANT))}

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import BidRequest, FollowUp, PMSchedule, Vendor, WorkOrder
 from autopilot.runtime import Runner
 from graphs.maintenance.classify import triage
@@ -21,7 +22,7 @@ def event(n: int, event_type: str, payload: dict[str, Any],
 
 
 def work_order(runner: Runner, source_ref: str) -> WorkOrder:
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         return s.scalar(select(WorkOrder).where(WorkOrder.source_ref == source_ref))
 
 
@@ -45,7 +46,7 @@ def test_high_cost_repair_requests_bids_instead_of_dispatching(runner: Runner) -
     assert "request_bids" in tools and "dispatch_vendor" not in tools
     wo = work_order(runner, "msg:MSG-70")
     assert wo.status == "BIDDING"
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         bids = s.scalars(select(BidRequest).where(BidRequest.work_order_id == wo.id)).all()
     assert 1 <= len(bids) <= 3
 
@@ -96,14 +97,14 @@ def test_sla_check_escalates_when_the_vendor_is_silent(runner: Runner) -> None:
 
 def test_close_out_with_satisfaction_ping_and_review_prompt(runner: Runner) -> None:
     wo = _dispatched(runner, 78)
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         load = s.get(Vendor, (TENANT, wo.vendor_id)).open_work_orders
     view = runner.submit("maintenance", event(79, "work_completed", {
         "work_order_id": wo.id, "final_cost": 230, "resolution": "replaced trap and washer"}))
     assert view.status == "completed"
     assert [p["tool"] for p in view.values["proposals"]] == [
         "close_work_order", "send_resident_message", "schedule_follow_up"]
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         assert s.get(WorkOrder, (TENANT, wo.id)).status == "CLOSED"
         assert s.get(Vendor, (TENANT, wo.vendor_id)).open_work_orders == load - 1
         kinds = {f.kind for f in s.scalars(select(FollowUp).where(
@@ -124,7 +125,7 @@ def test_closing_a_pm_work_order_advances_the_schedule(runner: Runner) -> None:
     wo = work_order(runner, "pm:PM-ASTORIA-FILTERS")
     runner.submit("maintenance", event(83, "work_completed", {
         "work_order_id": wo.id, "final_cost": 340, "resolution": "filters replaced"}))
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         pm = s.get(PMSchedule, (TENANT, "PM-ASTORIA-FILTERS"))
         assert pm.last_completed_at is not None
         assert pm.next_due_at > datetime.now(UTC).replace(tzinfo=pm.next_due_at.tzinfo) + \

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import AgentException, PolicyDecisionRecord, Property
 from autopilot.runtime import Runner
 from policy.engine import PolicyBundle, PolicyRequest, ToolFacts
@@ -28,7 +29,7 @@ LEAK = "Kitchen sink is leaking."  # dispatch estimate 250.00: under the 750 aut
 
 
 def _decisions(runner: Runner, thread_id: str | None = None) -> list[PolicyDecisionRecord]:
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         q = select(PolicyDecisionRecord).order_by(PolicyDecisionRecord.id)
         if thread_id:
             q = q.where(PolicyDecisionRecord.thread_id == thread_id)
@@ -86,7 +87,7 @@ def test_quiet_hours_hold_messages_in_the_property_time_zone(
     assert _pending_reasons(night) == {"ack_resident": ["QUIET_HOURS"]}
     executed = {r.action_id for r in _decisions(runner, night.thread_id) if r.proceeds}
     assert executed == {"create_wo", "dispatch", "follow_up"}  # the repair does not wait
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         s.execute(update(Property).where(Property.id == "P-ASTORIA")
                   .values(timezone="Pacific/Honolulu"))  # 17:30 there
     day = runner.submit("maintenance", issue(4, unit="P-ASTORIA-2A"))
@@ -135,7 +136,7 @@ def test_rate_window_counts_writes_in_flight_under_concurrency(
                         run_facts={}, stage="execute")
     assert retry.outcome.value == "ALLOW"
     # Writes older than the window stop counting.
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         s.execute(update(PolicyDecisionRecord).values(
             created_at=datetime.now(UTC) - timedelta(minutes=61)))
     later = gate.decide(graph="maintenance", tenant_id=TENANT, thread_id="t-later",
@@ -236,7 +237,7 @@ def test_shadow_version_is_logged_beside_the_live_one_and_reported(runner: Runne
 
 
 def test_an_evaluation_error_blocks_and_is_audited(runner: Runner) -> None:
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         s.execute(update(Property).where(Property.id == "P-GRAND")
                   .values(timezone="Mars/Olympus_Mons"))
     view = runner.submit("maintenance", issue(8))
@@ -244,7 +245,7 @@ def test_an_evaluation_error_blocks_and_is_audited(runner: Runner) -> None:
     rows = _decisions(runner, view.thread_id)
     assert rows and all(r.outcome == "BLOCK" and r.reasons == ["POLICY_ERROR"] for r in rows)
     assert "Mars/Olympus_Mons" in rows[0].errors[0]
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         exc = s.scalars(select(AgentException).where(
             AgentException.thread_id == view.thread_id)).one()
     assert exc.category == "SYSTEM" and "POLICY_ERROR" in exc.context["blocked_rules"]

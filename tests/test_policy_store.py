@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import Run
 from autopilot.runtime import Runner
 from policy.engine import PolicyBundle
@@ -36,7 +37,7 @@ def test_activated_version_changes_the_gate_and_runs_record_it(runner: Runner) -
     assert (v.number, v.active, v.author) == (1, True, "alice")
     view = runner.submit("maintenance", issue(1, unit="P-FLATBUSH-3B", text=WATER_HEATER))
     assert view.status == "completed"  # 1400 is now under the auto limit
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         assert s.get(Run, view.thread_id).policy_version.startswith("g1-")
     store.deactivate(v.id)
     again = runner.submit("maintenance", issue(2, unit="P-GRAND-1A", text=WATER_HEATER))

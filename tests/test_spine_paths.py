@@ -10,6 +10,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select
 
+from autopilot.db import ALL_TENANTS
 from autopilot.models import Message, ToolCall, Vendor, WorkOrder
 from autopilot.runtime import DecisionError, Runner
 from autopilot.services import RunContext
@@ -22,12 +23,12 @@ WATER_HEATER = "Water heater is broken, no hot water since yesterday."
 
 
 def _count(runner: Runner, model: Any, *where: Any) -> int:
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def _vendor_load(runner: Runner, vendor_id: str = "V-AQUA") -> int:
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         return s.get(Vendor, ("acme", vendor_id)).open_work_orders
 
 
@@ -124,7 +125,7 @@ def test_edit_still_over_auto_limit_goes_back_for_approval(runner: Runner) -> No
                   ToolCall.tool == "dispatch_vendor") == 0
     done = runner.decide(view.thread_id, approve_all(again), reviewer="owner")
     assert done.status == "completed"
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         wo = s.scalar(select(WorkOrder).where(WorkOrder.source_ref == "msg:MSG-10"))
         assert float(wo.not_to_exceed) == 1200.0 and wo.status == "DISPATCHED"
 
@@ -202,7 +203,7 @@ def test_second_report_updates_the_open_work_order(runner: Runner) -> None:
 
 
 def test_no_vendor_coverage_escalates(runner: Runner) -> None:
-    with runner.services.db.session() as s:
+    with runner.services.db.session(ALL_TENANTS) as s:
         for v in s.scalars(select(Vendor).where(Vendor.tenant_id == "acme")):
             if "ELECTRICAL" in v.categories:
                 v.open_work_orders = 25
@@ -297,7 +298,7 @@ def test_claimed_but_unapplied_decision_is_finished_by_resume(runner: Runner) ->
     approval_id = view.pending_approval["id"]
     decision = {"decisions": [{"type": "approve"}], "reviewer": "alice",
                 "approval_id": approval_id}
-    with runner.services.db.session() as s:  # what decide() commits before it resumes
+    with runner.services.db.session(ALL_TENANTS) as s:  # what decide() commits before it resumes
         s.execute(update(Approval).where(Approval.id == approval_id).values(
             status="decided", decision=decision, decided_by="alice"))
         s.execute(update(Run).where(Run.thread_id == view.thread_id).values(status="executing"))
@@ -349,7 +350,7 @@ def test_made_up_approval_reference_is_refused(runner: Runner) -> None:
 
 def test_vendor_cap_is_rechecked_at_the_moment_of_the_write(runner: Runner) -> None:
     first = _needs_dispatch_approval(runner, 90)
-    with runner.services.db.session() as s:  # the vendor fills up while the run waits
+    with runner.services.db.session(ALL_TENANTS) as s:  # the vendor fills up while the run waits
         s.get(Vendor, ("acme", "V-AQUA")).open_work_orders = 25
     done = runner.decide(first.thread_id, approve_all(first), reviewer="mgr")
     assert done.status == "escalated"

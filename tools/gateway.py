@@ -141,7 +141,7 @@ class ToolGateway:
         """Reserve a slot in the tenant's budget; returns the gateway call id."""
         budgets = self.budgets_for(principal.tenant_id) or DEFAULT_BUDGETS
         limit = int(budgets.get("perTenant", {}).get(spec.cost_class.value, 0))
-        with self.db.session() as s:
+        with self.db.session(principal.tenant_id) as s:
             if limit > 0:
                 if self.db.is_postgres:
                     s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
@@ -173,8 +173,8 @@ class ToolGateway:
                                                 f"{', '.join(sorted(principal.roles)) or 'none'}"
                                                 f") may not call this {spec.kind.value} tool")
 
-    def _finish(self, call_id: int, status: str, error: str = "") -> None:
-        with self.db.session() as s:
+    def _finish(self, tenant_id: str, call_id: int, status: str, error: str = "") -> None:
+        with self.db.session(tenant_id) as s:
             s.execute(update(GatewayCall).where(GatewayCall.id == call_id).values(
                 status=status, error=error[:2000], finished_at=datetime.now(UTC)))
 
@@ -213,7 +213,7 @@ class ToolGateway:
 
         def run() -> dict[str, Any]:
             self.faults.before_call(name)
-            with self.db.session() as session:
+            with self.db.session(principal.tenant_id) as session:
                 self._statement_timeout(session, spec)
                 ctx = ToolContext(session=session, tenant_id=principal.tenant_id,
                                   now=datetime.now(UTC), thread_id=thread_id or None)
@@ -222,11 +222,11 @@ class ToolGateway:
         try:
             out = self._timed(spec, run)
         except ToolError as exc:
-            self._finish(call_id, "failed", str(exc))
+            self._finish(principal.tenant_id, call_id, "failed", str(exc))
             self._refused(principal, name, exc, kind="read", thread_id=thread_id,
                           action_id="", trace_id=trace_id, args=args)
             raise
-        self._finish(call_id, "ok")
+        self._finish(principal.tenant_id, call_id, "ok")
         return out
 
     def policy_facts(self, tenant_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -235,14 +235,14 @@ class ToolGateway:
         if spec.policy_facts is None:
             return {}
         parsed = self.registry.validate(name, args)
-        with self.db.session() as session:
+        with self.db.session(tenant_id) as session:
             ctx = ToolContext(session=session, tenant_id=tenant_id, now=datetime.now(UTC))
             facts = spec.policy_facts(ctx, parsed)
             session.rollback()
             return facts
 
-    def recorded(self, key: str) -> ToolCall | None:
-        with self.db.session() as session:
+    def recorded(self, key: str, tenant_id: str) -> ToolCall | None:
+        with self.db.session(tenant_id) as session:
             return session.get(ToolCall, key)
 
     # ------------------------------------------------------------------ writes
@@ -290,7 +290,7 @@ class ToolGateway:
                                                    "or a recorded approval")
             if not authorization.reason_code.strip():
                 raise UnauthorizedWriteError(name, "refused: a write needs a reason_code")
-            prior = self.recorded(key)
+            prior = self.recorded(key, principal.tenant_id)
             if prior is not None:
                 self._replayed(principal, prior, trace_id)
                 return prior.output, True
@@ -302,7 +302,7 @@ class ToolGateway:
         auth = authorization
 
         def run() -> tuple[dict[str, Any], bool]:
-            with self.db.session() as session:
+            with self.db.session(principal.tenant_id) as session:
                 # Checked inside the transaction: on SQLite a concurrent writer has committed
                 # by the time BEGIN IMMEDIATE gets the lock; on Postgres the unique key decides.
                 prior = session.get(ToolCall, key)
@@ -338,20 +338,20 @@ class ToolGateway:
             output, replayed = self._timed(spec, run)
         except IntegrityError:
             # Another worker recorded the same (run, action) first; its effect is the one.
-            prior = self.recorded(key)
+            prior = self.recorded(key, principal.tenant_id)
             if prior is None:
                 raise
-            self._finish(call_id, "ok")
+            self._finish(principal.tenant_id, call_id, "ok")
             self._replayed(principal, prior, trace_id)
             return prior.output, True
         except ToolError as exc:
-            self._finish(call_id, "refused" if isinstance(exc, UnauthorizedWriteError)
-                         else "failed", str(exc))
+            self._finish(principal.tenant_id, call_id, "refused" if isinstance(
+                exc, UnauthorizedWriteError) else "failed", str(exc))
             self._refused(principal, name, exc, **common)
             raise
         if replayed:
-            self._finish(call_id, "ok")
-            prior = self.recorded(key)
+            self._finish(principal.tenant_id, call_id, "ok")
+            prior = self.recorded(key, principal.tenant_id)
             if prior is not None:
                 self._replayed(principal, prior, trace_id)
             return output, True
