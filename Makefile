@@ -26,6 +26,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/spine_overhead.py
 	$(BIN)/python bench/policy_decisions.py
+	$(BIN)/python bench/gateway_overhead.py
+	$(BIN)/python bench/ledger.py
 
 clean:
 	rm -rf $(VENV) .autopilot .pytest_cache

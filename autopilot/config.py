@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # Encrypt checkpoints at rest with LangGraph's EncryptedSerializer (AES key, 16/24/32 bytes).
     aes_key: str = Field(default="", alias="LANGGRAPH_AES_KEY", repr=False)
 
+    @field_validator("autonomy_enabled_env", "policy_time", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:

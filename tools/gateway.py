@@ -217,17 +217,19 @@ class ToolGateway:
                 self._statement_timeout(session, spec)
                 ctx = ToolContext(session=session, tenant_id=principal.tenant_id,
                                   now=datetime.now(UTC), thread_id=thread_id or None)
-                return self._output(name, spec.handler(ctx, parsed))
+                out = self._output(name, spec.handler(ctx, parsed))
+                session.rollback()  # a read leaves nothing behind, whatever the handler did
+                session.execute(update(GatewayCall).where(GatewayCall.id == call_id).values(
+                    status="ok", finished_at=datetime.now(UTC)))
+                return out
 
         try:
-            out = self._timed(spec, run)
+            return self._timed(spec, run)
         except ToolError as exc:
             self._finish(principal.tenant_id, call_id, "failed", str(exc))
             self._refused(principal, name, exc, kind="read", thread_id=thread_id,
                           action_id="", trace_id=trace_id, args=args)
             raise
-        self._finish(principal.tenant_id, call_id, "ok")
-        return out
 
     def policy_facts(self, tenant_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """The facts the gate needs about this call, computed read-only from its arguments."""
