@@ -105,6 +105,10 @@ def _check_budgets(budgets: dict[str, Any]) -> None:
                             "(CHEAP, MED, EXP)")
         elif not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             problems.append(f"budgets.perTenant.{cost_class}: must be a whole number >= 0")
+    tools = budgets.get("perTool", {})
+    if not isinstance(tools, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in tools.values()):
+        problems.append("budgets.perTool: must map tool names to whole numbers >= 0")
     if problems:
         raise PolicyLoadError(problems)
 
@@ -151,6 +155,7 @@ def config_tools(config: dict[str, Any]) -> dict[str, list[str]]:
         "messaging.quietHours.tools": list(
             config.get("messaging", {}).get("quietHours", {}).get("tools", [])),
         "windows.perToolWrites": list(config.get("windows", {}).get("perToolWrites", {})),
+        "budgets.perTool": list(config.get("budgets", {}).get("perTool", {})),
     }
 
 

@@ -156,3 +156,24 @@ def test_a_call_that_overruns_its_timeout_is_a_retryable_failure(
         services.gateway.read(ACME, "get_vendor", {"vendor_id": "V-AQUA"}, thread_id="t-slow")
     [entry] = _ledgered(services, "t-slow")
     assert entry["status"] == "failed" and "timed out" in entry["error"]
+
+
+def test_per_tool_budget_and_budget_validation(sqlite_env: dict[str, str],
+                                               open_runner: RunnerFactory) -> None:
+    from policy.schema import PolicyLoadError
+
+    services = open_runner(sqlite_env).services
+    store = services.policy_store
+    store.create(scope_type="tenant", scope_id=TENANT, cedar="", author="ops", activate=True,
+                 config={"budgets": {"perTool": {"get_vendor": 3}}})
+    for _ in range(3):
+        services.gateway.read(ACME, "get_vendor", {"vendor_id": "V-AQUA"})
+    with pytest.raises(BudgetExceededError, match="budget of 3 get_vendor calls"):
+        services.gateway.read(ACME, "get_vendor", {"vendor_id": "V-AQUA"})
+    assert services.gateway.read(ACME, "get_unit_context", {"unit_id": "P-GRAND-1A"})
+    for bad, field in (({"perTenant": {"HUGE": 1}}, "budgets.perTenant.HUGE"),
+                       ({"perTool": {"wire_money": 1}}, "budgets.perTool: 'wire_money'"),
+                       ({"windowMinutes": 0}, "budgets.windowMinutes")):
+        with pytest.raises(PolicyLoadError, match=field):
+            store.create(scope_type="tenant", scope_id=TENANT, cedar="", author="ops",
+                         config={"budgets": bad})

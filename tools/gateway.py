@@ -138,26 +138,32 @@ class ToolGateway:
 
     def _admit(self, principal: Principal, spec: ToolSpec, *, thread_id: str, action_id: str,
                trace_id: str) -> int:
-        """Reserve a slot in the tenant's budget; returns the gateway call id."""
+        """Reserve a slot in the tenant's budgets (its cost class, and the tool's own if set);
+        returns the gateway call id."""
         budgets = self.budgets_for(principal.tenant_id) or DEFAULT_BUDGETS
-        limit = int(budgets.get("perTenant", {}).get(spec.cost_class.value, 0))
+        limits = [(f"{spec.cost_class.value} calls",
+                   int(budgets.get("perTenant", {}).get(spec.cost_class.value, 0)),
+                   GatewayCall.cost_class == spec.cost_class.value),
+                  (f"{spec.name} calls", int(budgets.get("perTool", {}).get(spec.name, 0)),
+                   GatewayCall.tool == spec.name)]
+        window = int(budgets.get("windowMinutes", 60))
         with self.db.session(principal.tenant_id) as s:
-            if limit > 0:
+            if any(limit > 0 for _, limit, _ in limits):
                 if self.db.is_postgres:
                     s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                               {"k": f"gateway-budget:{principal.tenant_id}"})
-                since = datetime.now(UTC) - timedelta(
-                    minutes=int(budgets.get("windowMinutes", 60)))
-                used = s.scalar(select(func.count()).select_from(GatewayCall).where(
-                    GatewayCall.tenant_id == principal.tenant_id,
-                    GatewayCall.cost_class == spec.cost_class.value,
-                    GatewayCall.started_at >= since,
-                    GatewayCall.status.in_(["in_flight", "ok", "failed"]))) or 0
-                if used >= limit:
-                    raise BudgetExceededError(
-                        spec.name, f"budget of {limit} {spec.cost_class.value} calls per "
-                                   f"{budgets.get('windowMinutes', 60)} min used up "
-                                   f"({used} done or in flight)")
+                since = datetime.now(UTC) - timedelta(minutes=window)
+                for what, limit, which in limits:
+                    if limit <= 0:
+                        continue
+                    used = s.scalar(select(func.count()).select_from(GatewayCall).where(
+                        GatewayCall.tenant_id == principal.tenant_id, which,
+                        GatewayCall.started_at >= since,
+                        GatewayCall.status.in_(["in_flight", "ok", "failed"]))) or 0
+                    if used >= limit:
+                        raise BudgetExceededError(
+                            spec.name, f"budget of {limit} {what} per {window} min used up "
+                                       f"({used} done or in flight)")
             call = GatewayCall(tenant_id=principal.tenant_id, principal=principal.label,
                                tool=spec.name, kind=spec.kind.value,
                                cost_class=spec.cost_class.value, thread_id=thread_id,
