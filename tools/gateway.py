@@ -224,7 +224,8 @@ class ToolGateway:
                 ctx = ToolContext(session=session, tenant_id=principal.tenant_id,
                                   now=datetime.now(UTC), thread_id=thread_id or None)
                 out = self._output(name, spec.handler(ctx, parsed))
-                session.rollback()  # a read leaves nothing behind, whatever the handler did
+                if session.new or session.dirty or session.deleted:
+                    raise PermanentToolError(name, "a read tool tried to change data")
                 session.execute(update(GatewayCall).where(GatewayCall.id == call_id).values(
                     status="ok", finished_at=datetime.now(UTC)))
                 return out
