@@ -112,6 +112,8 @@ def status(tenant: Annotated[str | None, typer.Option(help="tenant (default: con
 def _flip(enabled: bool, tenant: str | None, everywhere: bool, by: str, reason: str) -> None:
     if everywhere == bool(tenant):
         raise fail("give exactly one of --tenant T or --global")
+    if tenant and tenant.lower() in (GLOBAL, "_platform"):
+        raise fail(f"{tenant!r} is reserved; use --global for every tenant")
     with _services() as services:
         try:
             services.kill_switch.set(GLOBAL if everywhere else str(tenant), enabled, by=by,

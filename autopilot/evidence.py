@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from autopilot.db import Database
 from autopilot.ledger import Ledger
@@ -52,46 +55,56 @@ class EvidenceStore:
                     principal: str = "") -> list[dict[str, Any]]:
         """Store the reads and the planner's evidence items; returns one entry per citable
         ref (`kind:id` of each record read, and each item's own ref) with its `evidence_id`
-        (the state keeps these; the store keeps the content)."""
+        (the state keeps these; the store keeps the content).
+
+        All rows are inserted first, in id order and skipping ids already stored (two runs
+        that saw the same content share the record), then the ledger entries are appended:
+        concurrent runs neither deadlock nor collide on the primary key.
+        """
+        records: list[dict[str, Any]] = []  # one per stored record
         out: list[dict[str, Any]] = []
+        for read in reads:
+            summary = f"{read['tool']}({json.dumps(read['args'], sort_keys=True)})"
+            refs = entity_refs(read["tool"], read["output"]) or [f"read:{read['tool']}"]
+            rec = self._record(tenant_id, thread_id, ", ".join(refs), f"tool:{read['tool']}",
+                               summary, {"tool": read["tool"], "args": read["args"],
+                                         "principal": principal, "thread_id": thread_id},
+                               read["output"])
+            records.append(rec)
+            out += [{"ref": r, "source": rec["source"], "summary": summary,
+                     "evidence_id": rec["id"]} for r in refs]
+        for item in items:
+            rec = self._record(tenant_id, thread_id, str(item["ref"]),
+                               str(item.get("source", "")), str(item.get("summary", "")),
+                               {"ref": item["ref"], "thread_id": thread_id,
+                                "principal": principal}, item)
+            records.append(rec)
+            out.append({**item, "evidence_id": rec["id"]})
         with self.db.session(tenant_id) as s:
-            for read in reads:
-                summary = f"{read['tool']}({json.dumps(read['args'], sort_keys=True)})"
-                refs = entity_refs(read["tool"], read["output"]) or [f"read:{read['tool']}"]
-                eid = self._put(s, tenant_id=tenant_id, thread_id=thread_id, trace_id=trace_id,
-                                ref=", ".join(refs), source=f"tool:{read['tool']}",
-                                summary=summary,
-                                provenance={"tool": read["tool"], "args": read["args"],
-                                            "principal": principal, "thread_id": thread_id},
-                                content=read["output"])
-                out += [{"ref": r, "source": f"tool:{read['tool']}", "summary": summary,
-                         "evidence_id": eid} for r in refs]
-            for item in items:
-                eid = self._put(s, tenant_id=tenant_id, thread_id=thread_id, trace_id=trace_id,
-                                ref=str(item["ref"]), source=str(item.get("source", "")),
-                                summary=str(item.get("summary", "")),
-                                provenance={"ref": item["ref"], "thread_id": thread_id,
-                                            "principal": principal},
-                                content=item)
-                out.append({**item, "evidence_id": eid})
+            rows = {r["id"]: r["row"] for r in records}
+            if rows:
+                insert = (pg_insert if self.db.is_postgres else sqlite_insert)(Evidence)
+                s.execute(insert.on_conflict_do_nothing(index_elements=["tenant_id", "id"]),
+                          [rows[k] for k in sorted(rows)])
+            for rec in records:
+                self.ledger.append(
+                    s, tenant_id=tenant_id, event_type="EVIDENCE", thread_id=thread_id,
+                    trace_id=trace_id, event_key=f"{thread_id}:evidence:{rec['id']}",
+                    payload={"evidence_id": rec["id"], "ref": rec["ref"],
+                             "source": rec["source"], "summary": rec["summary"],
+                             "content_hash": rec["row"]["content_hash"]})
         return out
 
-    def _put(self, s: Any, *, tenant_id: str, thread_id: str, trace_id: str, ref: str,
-             source: str, summary: str, provenance: dict[str, Any], content: Any) -> str:
+    @staticmethod
+    def _record(tenant_id: str, thread_id: str, ref: str, source: str, summary: str,
+                provenance: dict[str, Any], content: Any) -> dict[str, Any]:
         digest = content_hash(content)
         eid = f"ev-{digest[:24]}"
-        if s.get(Evidence, (tenant_id, eid)) is None:
-            s.add(Evidence(tenant_id=tenant_id, id=eid, thread_id=thread_id, source=source,
-                           summary=redact(summary), provenance=redact(provenance),
-                           content=redact(content if isinstance(content, dict)
-                                          else {"value": content}),
-                           content_hash=digest))
-            s.flush()
-        self.ledger.append(s, tenant_id=tenant_id, event_type="EVIDENCE", thread_id=thread_id,
-                           trace_id=trace_id, event_key=f"{thread_id}:evidence:{eid}",
-                           payload={"evidence_id": eid, "ref": ref, "source": source,
-                                    "summary": summary, "content_hash": digest})
-        return eid
+        row = {"tenant_id": tenant_id, "id": eid, "thread_id": thread_id, "source": source,
+               "summary": redact(summary), "provenance": redact(provenance),
+               "content": redact(content if isinstance(content, dict) else {"value": content}),
+               "content_hash": digest, "captured_at": datetime.now(UTC)}
+        return {"id": eid, "ref": ref, "source": source, "summary": summary, "row": row}
 
     def for_run(self, tenant_id: str, thread_id: str) -> list[Evidence]:
         with self.db.session(tenant_id) as s:

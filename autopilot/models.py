@@ -206,6 +206,9 @@ class Run(Base):
     current_node: Mapped[str | None] = mapped_column(String(40), nullable=True)
     policy_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
     trace_id: Mapped[str] = mapped_column(String(100), default="")
+    # Set by a replay: every later step of this thread (even after an approval) is a replay,
+    # so writes that never ran are simulated, not executed.
+    replaying: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -229,6 +229,15 @@ def _is_person(record: dict[Any, Any], parent: str | None) -> bool:
     return bool(keys & PERSON_MARKERS) or parent in PERSON_PARENTS
 
 
+IDENTIFIER_KEYS = frozenset({"id", "graph", "tool", "event_type", "stage", "outcome"})
+
+
+def _identifier(key: str | None) -> bool:
+    """Our own identifiers (tenant, property, run, action ids ...) are not personal data, and
+    scrubbing them would break what is keyed on them (e.g. simulation's scope lookup)."""
+    return key is not None and (key in IDENTIFIER_KEYS or key.endswith("_id"))
+
+
 def redact(value: Any, _parent: str | None = None) -> Any:
     """A copy of `value` (JSON-like) with PII keys masked and free text scrubbed."""
     if isinstance(value, dict):
@@ -239,7 +248,7 @@ def redact(value: Any, _parent: str | None = None) -> Any:
             masked = key is not None and (_pii_key(key) or (person and key == "name"))
             if masked and v not in (None, "", [], {}):
                 out[k] = "[redacted]"
-            elif key in AUDIT_KEYS and isinstance(v, str):
+            elif isinstance(v, str) and (key in AUDIT_KEYS or _identifier(key)):
                 out[k] = v
             else:
                 out[k] = redact(v, key)

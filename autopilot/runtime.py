@@ -87,8 +87,12 @@ class Runner:
         """Drive the graph until it finishes or interrupts, then mirror its state."""
         if status is not None:
             self._set_status(run.thread_id, status)
+        with self.services.db.session(run.tenant_id) as s:
+            replaying = bool(s.scalar(select(Run.replaying).where(
+                Run.thread_id == run.thread_id)))
+        context = RunContext(self.services, replay=True) if replaying else self._context
         self.graph(run.graph).invoke(graph_input, self.config(run.thread_id),
-                                     context=self._context, durability="sync")
+                                     context=context, durability="sync")
         return self._sync(run)
 
     # ------------------------------------------------------------------ runs
@@ -357,7 +361,9 @@ class Runner:
             trace_id=run.trace_id, payload={"replay": True, "from_checkpoint": chosen,
                                             "by": by or "unidentified", "graph": run.graph})
         config = {"configurable": {"thread_id": thread_id, "checkpoint_id": chosen}}
-        self._set_status(thread_id, "running")
+        with self.services.db.session(run.tenant_id) as s:
+            s.execute(update(Run).where(Run.thread_id == thread_id).values(
+                replaying=True, status="running", updated_at=datetime.now(UTC)))
         self.graph(run.graph).invoke(None, config, context=RunContext(self.services, replay=True),
                                      durability="sync")
         return self._sync(run)

@@ -311,7 +311,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 continue  # waits for an action still in front of a person
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
-            fresh = _decide(services, spec.name, state, p, "execute")
+            fresh = _decide(services, spec.name, state, p, "execute", replaying)
             stricter = not (fresh.outcome is Outcome.ALLOW or (
                 p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL))
             prior = (services.gateway.recorded(idempotency_key(thread_id, p.action_id), tenant)
@@ -569,13 +569,13 @@ def _blocked_escalation(proposals: list[Proposal],
 
 
 def _decide(services: Services, graph: str, state: AutopilotState, p: Proposal,
-            stage: str) -> PolicyDecision:
+            stage: str, replaying: bool = False) -> PolicyDecision:
     """Gate one proposal; facts come from its (possibly edited) args, never from the planner."""
     return services.gate.decide(graph=graph, tenant_id=state["tenant_id"],
                                 thread_id=_thread_id(), action_id=p.action_id, tool=p.tool,
                                 args=p.args, run_facts=state.get("run_facts", {}), stage=stage,
                                 approved=p.status == "approved", grounded=p.grounded,
-                                trace_id=_trace(state))
+                                trace_id=_trace(state), counts=not replaying)
 
 
 @lru_cache(maxsize=256)

@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tools.registry import pydantic_errors
 
@@ -25,12 +25,21 @@ class TriggerEnvelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     event_id: str = Field(min_length=1, max_length=200)
-    tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # Letters, digits, `_.-`, starting with a letter or digit: `global` and `_platform` (the
+    # kill switch's global scope and the ledger chain of platform controls) are not tenants.
+    tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     source: str = Field(min_length=1, max_length=100)
     event_type: str = Field(min_length=1)
     occurred_at: AwareDatetime
     trace_id: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any]
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() in ("global", "_platform"):
+            raise ValueError(f"{value!r} is reserved and cannot be a tenant id")
+        return value
 
 
 def parse_trigger(

@@ -122,11 +122,11 @@ def _cedar_literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)  # Cedar takes UTF-8, not \uXXXX
     if isinstance(value, list):
         return "[" + ", ".join(_cedar_literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)}: {_cedar_literal(v)}"
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_cedar_literal(v)}"
                                for k, v in value.items()) + "}"
     raise TypeError(f"no Cedar literal for {value!r}")
 
@@ -205,3 +205,109 @@ class KeywordScreen:
                 matched |= {f"{category}:{h}" for h in hits}
         out["matched"] = sorted(matched)
         return out
+
+
+def _minutes(quiet: dict[str, Any]) -> set[int]:
+    if not quiet or "start" not in quiet or "end" not in quiet:
+        return set()
+    start, end = _hhmm(quiet["start"], "quietHours.start"), _hhmm(quiet["end"], "quietHours.end")
+    a, b = start.hour * 60 + start.minute, end.hour * 60 + end.minute
+    return set(range(a, b)) if a <= b else set(range(a, 1440)) | set(range(0, b))
+
+
+def widening(broader: dict[str, Any], merged: dict[str, Any]) -> list[str]:
+    """Where condition data of a narrower scope would allow more than the broader scope's.
+
+    A narrower scope may lower limits, shorten allow-lists, lengthen watch-lists and turn
+    escalations on, never the reverse. (Seed-002 rules are the deliberate exception: they
+    resolve by priority; the Cedar guardrails still bound them.)
+    """
+    problems: list[str] = []
+
+    def get(cfg: dict[str, Any], path: str, default: Any = None) -> Any:
+        node: Any = cfg
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def at_most(path: str) -> None:  # a limit; 0 means "no limit" where noted by `unlimited`
+        b, m = get(broader, path), get(merged, path)
+        if b is not None and m is not None and m > b:
+            problems.append(f"{path}: {m} is above the broader scope's {b}")
+
+    def capped(path: str) -> None:  # a limit where 0 means unlimited
+        b, m = get(broader, path, 0), get(merged, path, 0)
+        if b and (not m or m > b):
+            problems.append(f"{path}: {m or 'no limit'} is looser than the broader scope's {b}")
+
+    def stays_on(path: str) -> None:
+        if get(broader, path) is True and get(merged, path) is False:
+            problems.append(f"{path}: cannot be turned off below the scope that turned it on")
+
+    def stays_off(path: str) -> None:
+        if get(broader, path) is False and get(merged, path) is True:
+            problems.append(f"{path}: cannot be turned on below the scope that turned it off")
+
+    def subset(path: str) -> None:
+        b, m = get(broader, path), get(merged, path)
+        if isinstance(b, list) and isinstance(m, list) and set(m) - set(b):
+            problems.append(f"{path}: adds {sorted(set(m) - set(b))} to the broader allow-list")
+
+    def superset(path: str) -> None:
+        b, m = get(broader, path), get(merged, path)
+        if isinstance(b, list) and isinstance(m, list) and set(b) - set(m):
+            problems.append(f"{path}: drops {sorted(set(b) - set(m))} from the broader list")
+
+    for key in ("autoApproveMax", "requireApprovalAbove", "hardBlockAbove"):
+        at_most(f"spend.{key}")
+    at_most("workOrders.maxOpenPerVendor")
+    subset("workOrders.autoAssignAllowedCategories")
+    stays_on("workOrders.emergencyAlwaysEscalate")
+    subset("messaging.allowedAutoIntents")
+    stays_on("messaging.legalKeywordsEscalate")
+    superset("messaging.quietHours.tools")
+    for category in SCREEN_CATEGORIES:
+        superset(f"messaging.keywords.{category}")
+    if _minutes(get(broader, "messaging.quietHours", {})) - _minutes(
+            get(merged, "messaging.quietHours", {})):
+        problems.append("messaging.quietHours: the window must cover the broader scope's")
+    b_days, m_days = get(broader, "compliance.criticalDaysBeforeDue"), get(
+        merged, "compliance.criticalDaysBeforeDue")
+    if b_days is not None and m_days is not None and m_days < b_days:
+        problems.append(f"compliance.criticalDaysBeforeDue: {m_days} is shorter than the "
+                        f"broader scope's {b_days}")
+    stays_off("compliance.autoCreateTasks")
+    stays_on("compliance.overdueAlwaysEscalate")
+    for section, window in (("windows", "minutes"), ("budgets", "windowMinutes")):
+        b, m = get(broader, f"{section}.{window}"), get(merged, f"{section}.{window}")
+        if b is not None and m is not None and m < b:
+            problems.append(f"{section}.{window}: a shorter window than the broader {b}")
+    capped("windows.perTenantWrites")
+    capped("windows.perTenantSpend")
+    for tool in get(broader, "windows.perToolWrites", {}) or {}:
+        capped(f"windows.perToolWrites.{tool}")
+    for cost in get(broader, "budgets.perTenant", {}) or {}:
+        capped(f"budgets.perTenant.{cost}")
+    for tool in get(broader, "budgets.perTool", {}) or {}:
+        capped(f"budgets.perTool.{tool}")
+    problems += _autonomy_widening(get(broader, "autonomy", {}) or {},
+                                   get(merged, "autonomy", {}) or {})
+    return problems
+
+
+def _autonomy_widening(broader: dict[str, Any], merged: dict[str, Any]) -> list[str]:
+    from policy.autonomy import AutonomyTable
+
+    before, after = AutonomyTable(broader), AutonomyTable(merged)
+    problems = []
+    graphs = set(broader.get("graphs", {})) | set(merged.get("graphs", {}))
+    for graph in sorted(graphs | {"(other)"}):
+        tools = set(broader.get("graphs", {}).get(graph, {}).get("tools", {})) | set(
+            merged.get("graphs", {}).get(graph, {}).get("tools", {}))
+        for tool in sorted(tools | {"(default)"}):
+            if after.level(graph, tool) > before.level(graph, tool):
+                problems.append(f"autonomy.graphs.{graph}.{tool}: L{after.level(graph, tool)} "
+                                f"is above the broader scope's L{before.level(graph, tool)}")
+    return problems

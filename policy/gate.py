@@ -130,12 +130,13 @@ class PolicyGate:
 
     def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
                args: dict[str, Any], run_facts: dict[str, Any], stage: str,
-               approved: bool = False, grounded: bool = True,
-               trace_id: str = "") -> PolicyDecision:
+               approved: bool = False, grounded: bool = True, trace_id: str = "",
+               counts: bool = True) -> PolicyDecision:
         """Gate one real call and record the decision (and the shadow's).
 
         Usage counting, evaluation and the record share one transaction under the tenant's
         window lock; facts and the engines are resolved before it (they read other tables).
+        `counts=False` (replays) records a decision that takes no slot in the windows.
         """
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
@@ -169,7 +170,7 @@ class PolicyGate:
             assert decision is not None
             shadow = shadow_engine.evaluate(request) if (
                 shadow_engine is not None and request is not None) else None
-            proceeds = stage == "execute" and request is not None and (
+            proceeds = counts and stage == "execute" and request is not None and (
                 request.tool.kind == "write") and (decision.outcome is Outcome.ALLOW or (
                     approved and decision.outcome is Outcome.REQUIRE_APPROVAL))
             if decision.errors:

@@ -52,9 +52,11 @@ class Conditions(BaseModel):
         if self.max_spend is not None:
             out.append(f"{f}.spend_cents <= {int(round(self.max_spend * 100))}")
         if self.categories is not None:
-            out.append(f"{json.dumps(self.categories)}.contains({f}.category)")
+            cats = json.dumps(self.categories, ensure_ascii=False)
+            out.append(f"{cats}.contains({f}.category)")
         if self.intents is not None:
-            out.append(f"{json.dumps(self.intents)}.contains(context.run.intent)")
+            intents = json.dumps(self.intents, ensure_ascii=False)
+            out.append(f"{intents}.contains(context.run.intent)")
         if self.outside_quiet_hours is not None:
             out.append(("!" if self.outside_quiet_hours else "") + "context.time.in_quiet_hours")
         if self.emergency is not None:

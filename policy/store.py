@@ -26,9 +26,11 @@ from typing import Any
 
 import cedarpy
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from autopilot.db import ALL_TENANTS, Database
 from autopilot.models import PolicyVersion
+from policy.conditions import widening
 from policy.engine import PolicyBundle, PolicyEngine, merge_config
 from policy.rules import parse_rules
 from policy.schema import PolicyLoadError
@@ -257,20 +259,38 @@ class PolicyStore:
             raise PolicyLoadError(["every version needs an author"])
         candidate = PolicyVersion(scope_type=scope_type, scope_id=scope_id, tenant_id=tenant_id,
                                   number=0, cedar=cedar, config=config, author=author, note=note)
+        if not isinstance(config, dict):
+            raise PolicyLoadError(["config: must be a JSON object"])
+        parse_rules(config.get("rules"), scope_type)  # errors name this version's own index
+        chain = self._chain_with(candidate)
+        engine = self._build(chain)  # raises PolicyLoadError; nothing is stored
         if scope_type != "global":
             self._check_overlay(cedar)
-        parse_rules(config.get("rules"), scope_type)  # errors name this version's own index
-        self._build(self._chain_with(candidate))  # raises PolicyLoadError; nothing is stored
+            broader = self._build(chain[:[v is candidate for v in chain].index(True)])
+            problems = widening(broader.config, engine.config)
+            if problems:
+                raise PolicyLoadError(problems)
         digest = hashlib.sha256((cedar + json.dumps(config, sort_keys=True)).encode()
                                 ).hexdigest()
-        with self.db.session(ALL_TENANTS) as s:
-            number = (s.scalar(select(func.max(PolicyVersion.number)).where(
-                PolicyVersion.scope_type == scope_type, PolicyVersion.tenant_id == tenant_id,
-                PolicyVersion.scope_id == scope_id)) or 0) + 1
-            candidate.number, candidate.content_hash = number, digest
-            s.add(candidate)
-            s.flush()
-            version_id = candidate.id
+        for attempt in range(3):  # a concurrent create in the same scope takes the number
+            try:
+                with self.db.session(ALL_TENANTS) as s:
+                    number = (s.scalar(select(func.max(PolicyVersion.number)).where(
+                        PolicyVersion.scope_type == scope_type,
+                        PolicyVersion.tenant_id == tenant_id,
+                        PolicyVersion.scope_id == scope_id)) or 0) + 1
+                    stored = PolicyVersion(
+                        scope_type=scope_type, scope_id=scope_id, tenant_id=tenant_id,
+                        number=number, cedar=cedar, config=config, author=author, note=note,
+                        content_hash=digest)
+                    s.add(stored)
+                    s.flush()
+                    version_id = stored.id
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise PolicyLoadError(["another version of this scope was stored at the "
+                                           "same moment; try again"]) from None
         if activate:
             return self.activate(version_id)
         return self.get(version_id)

@@ -175,3 +175,23 @@ def query_app_db_vendor_load(runner: Runner) -> dict[str, int]:
     with runner.services.db.session(ALL_TENANTS) as s:
         return {v.id: v.open_work_orders for v in s.scalars(select(Vendor).where(
             Vendor.tenant_id == TENANT))}
+
+
+def test_a_replay_paused_at_an_approval_still_acts_on_nothing(runner: Runner) -> None:
+    view = runner.submit("maintenance", issue(8, unit="P-FLATBUSH-3B", text=WATER_HEATER))
+    assert view.status == "needs_approval"  # the work order exists; the dispatch waits
+    with runner.services.db.session(ALL_TENANTS) as s:
+        calls_before = s.scalars(select(ToolCall.idempotency_key)).all()
+    replayed = runner.replay(view.thread_id, by="auditor@acme.example")
+    assert replayed.status == "needs_approval"
+    after = runner.decide(replayed.thread_id, approve_all(replayed), reviewer="maria@acme.example")
+    assert after.status == "completed"
+    assert {p["status"] for p in after.values["proposals"]} <= {"executed", "simulated"}
+    with runner.services.db.session(ALL_TENANTS) as s:
+        assert s.scalars(select(ToolCall.idempotency_key)).all() == calls_before
+        from autopilot.models import PolicyDecisionRecord
+
+        replay_rows = s.scalars(select(PolicyDecisionRecord).where(
+            PolicyDecisionRecord.thread_id == view.thread_id,
+            PolicyDecisionRecord.stage == "execute")).all()
+    assert sum(r.proceeds for r in replay_rows) == 1  # only the original create_wo counted

@@ -278,3 +278,27 @@ def test_simulate_and_decisions_cli(sqlite_env: dict[str, str], tmp_path: Path) 
                                               'resource) when { context.facts.spnd > 1 };\n')
     refused = cli("policy", "simulate", "--candidate", str(folder))
     assert refused.returncode == 2 and "TYPO (" in refused.stderr and "spnd" in refused.stderr
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"spend": {"hardBlockAbove": 100000}}, "spend.hardBlockAbove: 100000 is above"),
+    ({"workOrders": {"autoAssignAllowedCategories": ["PLUMBING", "STRUCTURAL"]}},
+     "adds ['STRUCTURAL']"),
+    ({"workOrders": {"emergencyAlwaysEscalate": False}}, "cannot be turned off"),
+    ({"windows": {"perTenantWrites": 0}}, "no limit is looser"),
+    ({"messaging": {"quietHours": {"start": "23:00", "end": "06:00"}}}, "must cover"),
+    ({"messaging": {"keywords": {"legal": ["lawyer*"]}}}, "drops"),
+    ({"autonomy": {"graphs": {"maintenance": {"default": "L4", "allowL4": True}}}},
+     "L4 is above the broader scope's L3"),
+])
+def test_a_narrower_scope_cannot_widen_condition_data(runner: Runner, config: dict,
+                                                      message: str) -> None:
+    with pytest.raises(PolicyLoadError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        runner.services.policy_store.create(scope_type="tenant", scope_id=TENANT, cedar="",
+                                            author="ops", config=config)
+    # Tightening the same settings is accepted.
+    runner.services.policy_store.create(
+        scope_type="tenant", scope_id=TENANT, cedar="", author="ops",
+        config={"spend": {"hardBlockAbove": 3000}, "workOrders": {
+            "autoAssignAllowedCategories": ["PLUMBING"]},
+            "autonomy": {"graphs": {"maintenance": {"default": "L1"}}}})

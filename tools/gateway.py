@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from autopilot.db import Database
@@ -97,6 +97,13 @@ def idempotency_key(thread_id: str, action_id: str) -> str:
     return f"{thread_id}:{action_id}"
 
 
+def _as_tool_error(tool: str, exc: Exception) -> ToolError:
+    """How an unexpected exception is recorded: a permanent failure naming its type."""
+    if isinstance(exc, ToolError):
+        return exc
+    return PermanentToolError(tool, f"{type(exc).__name__}: {exc}")
+
+
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tool")
 
 
@@ -131,6 +138,11 @@ class ToolGateway:
             return future.result(timeout=spec.timeout_s)
         except FutureTimeout:
             raise TransientToolError(spec.name, f"timed out after {spec.timeout_s:g}s") from None
+        except OperationalError as exc:
+            if "statement timeout" in str(exc):  # Postgres cancelled it for us
+                raise TransientToolError(
+                    spec.name, f"timed out after {spec.timeout_s:g}s (statement)") from None
+            raise
 
     def _statement_timeout(self, session: Session, spec: ToolSpec) -> None:
         if self.db.is_postgres:
@@ -232,10 +244,10 @@ class ToolGateway:
 
         try:
             return self._timed(spec, run)
-        except ToolError as exc:
+        except Exception as exc:  # a tool error, or a bug / database error in the handler
             self._finish(principal.tenant_id, call_id, "failed", str(exc))
-            self._refused(principal, name, exc, kind="read", thread_id=thread_id,
-                          action_id="", trace_id=trace_id, args=args)
+            self._refused(principal, name, _as_tool_error(name, exc), kind="read",
+                          thread_id=thread_id, action_id="", trace_id=trace_id, args=args)
             raise
 
     def policy_facts(self, tenant_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -353,10 +365,10 @@ class ToolGateway:
             self._finish(principal.tenant_id, call_id, "ok")
             self._replayed(principal, prior, trace_id)
             return prior.output, True
-        except ToolError as exc:
+        except Exception as exc:  # a tool error, or a bug / database error in the handler
             self._finish(principal.tenant_id, call_id, "refused" if isinstance(
                 exc, UnauthorizedWriteError) else "failed", str(exc))
-            self._refused(principal, name, exc, **common)
+            self._refused(principal, name, _as_tool_error(name, exc), **common)
             raise
         if replayed:
             self._finish(principal.tenant_id, call_id, "ok")

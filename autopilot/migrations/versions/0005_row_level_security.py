@@ -49,17 +49,24 @@ def upgrade() -> None:
 
 
 def _protect(table: str, visible: str, write: str | None = None) -> None:
+    """Reads see `visible`; inserts, updates and deletes only `write` (own rows): a tenant
+    may read the shared global rows but never change or delete them."""
     system = f"{CURRENT} = '*'"  # explicit all-tenant sessions (migrations, admin commands)
+    own = write or visible
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-    op.execute(f"CREATE POLICY tenant_isolation ON {table} "
-               f"USING ({system} OR {visible}) WITH CHECK ({system} OR {write or visible})")
+    op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({system} OR {visible})")
+    op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({system} OR {own})")
+    op.execute(f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({system} OR {own}) "
+               f"WITH CHECK ({system} OR {own})")
+    op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({system} OR {own})")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in (*TENANT_TABLES, *SHARED):
-        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+        for policy in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
+            op.execute(f"DROP POLICY IF EXISTS {policy} ON {table}")
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
