@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from autopilot.db import ALL_TENANTS, Database
 from autopilot.ledger import Ledger
@@ -39,10 +40,13 @@ class KillSwitch:
         self.ledger = ledger
         self.env_enabled = env_enabled
 
-    def state(self, tenant_id: str) -> SwitchState:
-        with self.db.session(tenant_id) as s:
-            rows = {r.scope: r for r in s.scalars(select(AutonomySwitch).where(
-                AutonomySwitch.scope.in_([GLOBAL, tenant_id])))}
+    def state(self, tenant_id: str, session: Session | None = None) -> SwitchState:
+        """The switch for a tenant (inside the caller's transaction when given one)."""
+        if session is None:
+            with self.db.session(tenant_id) as s:
+                return self.state(tenant_id, s)
+        rows = {r.scope: r for r in session.scalars(select(AutonomySwitch).where(
+            AutonomySwitch.scope.in_([GLOBAL, tenant_id])))}
         g, t = rows.get(GLOBAL), rows.get(tenant_id)
         g_on, t_on = (g.enabled if g else True), (t.enabled if t else True)
         why = []
@@ -55,8 +59,8 @@ class KillSwitch:
         return SwitchState(self.env_enabled and g_on and t_on, self.env_enabled, g_on, t_on,
                            "; ".join(why))
 
-    def enabled(self, tenant_id: str) -> bool:
-        return self.state(tenant_id).enabled
+    def enabled(self, tenant_id: str, session: Session | None = None) -> bool:
+        return self.state(tenant_id, session).enabled
 
     def set(self, scope: str, enabled: bool, *, by: str, reason: str) -> None:
         """Flip the global switch (`scope="global"`) or a tenant's; ledgered as CONTROL."""

@@ -101,7 +101,7 @@ class NodeIO:
     @property
     def policy_limits(self) -> dict[str, Any]:
         """The active policy thresholds, so a planner can avoid proposing what will be blocked."""
-        return self._services.policy_for(self.tenant_id).bundle.limits()
+        return self._services.policy_for(self.tenant_id).limits
 
 
 PerceiveFn = Callable[[NodeIO, TriggerEnvelope, BaseModel], Perception]
@@ -146,6 +146,17 @@ def _ledger(services: Services, state: AutopilotState, event_type: str,
     services.ledger.record(tenant_id=_tenant(state), event_type=event_type,
                            thread_id=thread_id, trace_id=_trace(state),
                            event_key=f"{thread_id}:{key}" if key else None, payload=payload)
+
+
+def _ledger_many(services: Services, state: AutopilotState,
+                 events: list[tuple[str, dict[str, Any], str]]) -> None:
+    """Several run events in one transaction (in order; repeats skipped by key)."""
+    thread_id, tenant = _thread_id(), _tenant(state)
+    with services.db.session(tenant) as s:
+        for event_type, payload, key in events:
+            services.ledger.append(s, tenant_id=tenant, event_type=event_type,
+                                   thread_id=thread_id, trace_id=_trace(state),
+                                   event_key=f"{thread_id}:{key}", payload=payload)
 
 
 def _proposals(state: AutopilotState) -> list[Proposal]:
@@ -209,16 +220,16 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         update: dict[str, Any] = {"proposals": _dump(result.proposals), "evidence": evidence,
                                   "run_facts": result.run_facts, "plan_summary": result.summary}
         signal = {k: v for k, v in result.run_facts.items() if k != "text"}
-        _ledger(services, state, "SIGNAL", {"run_facts": signal, "summary": result.summary,
-                                            "escalation": update.get("escalation")}, "signal")
-        for p in result.proposals:
-            _ledger(services, state, "PROPOSAL", {
-                "action_id": p.action_id, "tool": p.tool, "args": p.args,
-                "description": p.description, "reasoning": p.reasoning,
-                "confidence": p.confidence, "evidence_refs": p.evidence_refs,
-                "grounded": p.grounded, "grounding": p.grounding,
-                "expected_outcome": p.expected_outcome, "rollback_plan": p.rollback_plan,
-                "depends_on": p.depends_on}, f"proposal:{p.action_id}")
+        events = [("SIGNAL", {"run_facts": signal, "summary": result.summary,
+                              "escalation": update.get("escalation")}, "signal")]
+        events += [("PROPOSAL", {
+            "action_id": p.action_id, "tool": p.tool, "args": p.args,
+            "description": p.description, "reasoning": p.reasoning,
+            "confidence": p.confidence, "evidence_refs": p.evidence_refs,
+            "grounded": p.grounded, "grounding": p.grounding,
+            "expected_outcome": p.expected_outcome, "rollback_plan": p.rollback_plan,
+            "depends_on": p.depends_on}, f"proposal:{p.action_id}") for p in result.proposals]
+        _ledger_many(services, state, events)
         if problems:
             update["escalation"] = _escalation(
                 severity="HIGH", category="SYSTEM", title="Planner produced invalid proposals",

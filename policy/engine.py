@@ -327,6 +327,11 @@ class PolicyEngine:
     def config(self) -> dict[str, Any]:
         return self.bundle.config
 
+    @property
+    def limits(self) -> dict[str, Any]:
+        """The bundle's condition data as the policies see it (computed once, at load)."""
+        return self._limits
+
     def _block(self, request: PolicyRequest, error: str) -> PolicyDecision:
         return PolicyDecision(outcome=Outcome.BLOCK, reasons=[POLICY_ERROR],
                               policy_version=self.version, errors=[error],

@@ -14,6 +14,7 @@ last slot of a window.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,7 @@ from tools.registry import ToolError, ToolRegistry
 
 log = structlog.get_logger("policy.gate")
 STAGES = ("gate", "execute")
+_PLACE_SECONDS = 5.0  # how long a property's portfolio and time zone are taken as known
 
 
 class PolicyGate:
@@ -58,6 +60,7 @@ class PolicyGate:
         self.store = store
         self.ledger = ledger
         self.kill_switch = kill_switch
+        self._places: dict[tuple[str, str], tuple[float, tuple[str, str, str]]] = {}
         # The instant time-of-day conditions are judged at (pinned in tests, evals, demos).
         self.clock = clock or (lambda: datetime.now(UTC))
 
@@ -70,7 +73,7 @@ class PolicyGate:
 
     def _usage(self, session: Session, engine: PolicyEngine, tenant_id: str, tool: str,
                thread_id: str, action_id: str) -> Usage:
-        since = datetime.now(UTC) - timedelta(minutes=engine.bundle.limits()["window_minutes"])
+        since = datetime.now(UTC) - timedelta(minutes=engine.limits["window_minutes"])
         d = PolicyDecisionRecord
         per_action = (select(d.thread_id, d.action_id, d.tool,
                              func.max(d.spend_cents).label("spend"))
@@ -84,14 +87,21 @@ class PolicyGate:
                      tenant_spend_cents=int(spend))
 
     def _scope(self, tenant_id: str, run_facts: dict[str, Any]) -> tuple[str, str, str]:
-        """(property id, portfolio id, time zone) of the run, from the property record."""
+        """(property id, portfolio id, time zone) of the run, from the property record
+        (cached for a few seconds: a run makes many decisions about the same property)."""
         property_id = str(run_facts.get("property_id", ""))
         if not property_id:
             return "", "", ""
+        key = (tenant_id, property_id)
+        hit = self._places.get(key)
+        if hit is not None and time.monotonic() - hit[0] < _PLACE_SECONDS:
+            return hit[1]
         with self.db.session(tenant_id) as s:
             row = s.execute(select(Property.portfolio_id, Property.timezone).where(
                 Property.tenant_id == tenant_id, Property.id == property_id)).first()
-        return (property_id, row[0] or "", row[1] or "") if row else (property_id, "", "")
+        place = (property_id, row[0] or "", row[1] or "") if row else (property_id, "", "")
+        self._places[key] = (time.monotonic(), place)
+        return place
 
     def request(self, *, graph: str, tenant_id: str, tool: str, args: dict[str, Any],
                 run_facts: dict[str, Any], facts: ActionFacts | None = None,
@@ -146,8 +156,7 @@ class PolicyGate:
         decision: PolicyDecision | None = None
         try:
             request = self.request(graph=graph, tenant_id=tenant_id, tool=tool, args=args,
-                                   run_facts=run_facts,
-                                   autonomous_writes_enabled=self.kill_switch.enabled(tenant_id))
+                                   run_facts=run_facts)
             request.facts.grounded = grounded
         except (ValidationError, ToolError) as exc:
             decision = self._error(f"could not compute policy facts: {exc}", "unevaluated")
@@ -161,6 +170,8 @@ class PolicyGate:
                     tenant_id, request.portfolio_id, request.run.property_id)
         with self.db.session(tenant_id) as s:
             if request is not None and engine is not None:
+                # Read in the decision's own transaction: a flip holds even queued writes.
+                request.autonomous_writes_enabled = self.kill_switch.enabled(tenant_id, s)
                 if request.tool.kind == "write":
                     if stage == "execute" and self.db.is_postgres:
                         s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
