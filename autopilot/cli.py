@@ -295,6 +295,23 @@ def resume(
 
 
 @app.command()
+def api(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the HTTP API (uvicorn); keys in AUTOPILOT_API_KEYS."""
+    import uvicorn
+
+    from api.app import load_keys
+
+    try:
+        load_keys(settings().api_keys)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def replay(
     run_id: Annotated[str, typer.Argument(help="run (thread) id")],
     checkpoint: Annotated[str | None, typer.Option(help="checkpoint id from `autopilot history`"

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
                                                               alias="AUTOPILOT_ENV")
     autonomy_enabled_env: bool | None = Field(default=None, alias="AUTONOMY_ENABLED")
     log_level: str = Field(default="WARNING", alias="AUTOPILOT_LOG_LEVEL")
+    # API keys -> principals, JSON: {"<key>": {"tenant": "acme", "subject": "...", "roles": [...]}}
+    api_keys: str = Field(default="", alias="AUTOPILOT_API_KEYS", repr=False)
     # Encrypt checkpoints at rest with LangGraph's EncryptedSerializer (AES key, 16/24/32 bytes).
     aes_key: str = Field(default="", alias="LANGGRAPH_AES_KEY", repr=False)
 

@@ -205,6 +205,10 @@ class Runner:
             raise RunNotFound(f"no run {thread_id!r}")
         return run
 
+    def run_record(self, thread_id: str) -> Run:
+        """The `runs` row of a run (raises RunNotFound)."""
+        return self._run(thread_id)
+
     def view(self, thread_id: str, *, deduplicated: bool = False) -> RunView:
         run = self._run(thread_id)
         state = self.graph(run.graph).get_state(self.config(thread_id))
