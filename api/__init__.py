@@ -1,5 +1,5 @@
-"""HTTP API (FastAPI) over the runtime in `autopilot.runtime`.
+"""HTTP API (FastAPI) over the runtime in `autopilot.runtime`; see `api.app.create_app`.
 
-Empty on purpose for now: the spine, CLI and runtime exist; the endpoints (events intake,
-runs, approvals that resume runs, exception inbox, time travel) are the service issue's work.
+So far read-only (runs with their ledger timeline, approvals, exceptions), scoped to the
+tenant of the caller's API key. Events intake, decisions, workers and the scheduler follow.
 """
