@@ -16,16 +16,12 @@ SQLite (temporary directory) always; Postgres too when `DATABASE_URL` is a postg
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
-import psycopg
+from backends import backends
 from rich.console import Console
 from rich.table import Table
 
@@ -128,19 +124,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     opts = parser.parse_args()
     console = Console()
-    with tempfile.TemporaryDirectory() as tmp:
-        run(Settings(AUTOPILOT_DATA_DIR=Path(tmp), DATABASE_URL=""), "SQLite", opts.calls,
-            console)
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgresql://", "postgres://")):
-        base, name = url.rsplit("/", 1)[0], f"ap_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            run(Settings(DATABASE_URL=f"{base}/{name}"), "Postgres", opts.calls, console)
-        finally:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for label, settings in backends():
+        run(settings, label, opts.calls, console)
 
 
 if __name__ == "__main__":

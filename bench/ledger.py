@@ -16,15 +16,11 @@ SQLite always (temporary directory); Postgres too when `DATABASE_URL` is a postg
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
+from backends import backends
 from rich.console import Console
 from rich.table import Table
 
@@ -105,18 +101,8 @@ def main() -> None:
     parser.add_argument("--verify-entries", type=int, default=1_000_000)
     opts = parser.parse_args()
     console = Console()
-    with tempfile.TemporaryDirectory() as tmp:
-        run(Settings(AUTOPILOT_DATA_DIR=Path(tmp), DATABASE_URL=""), "SQLite", opts, console)
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgresql://", "postgres://")):
-        base, name = url.rsplit("/", 1)[0], f"ap_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            run(Settings(DATABASE_URL=f"{base}/{name}"), "Postgres", opts, console)
-        finally:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for label, settings in backends():
+        run(settings, label, opts, console)
 
 
 if __name__ == "__main__":

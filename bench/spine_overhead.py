@@ -43,8 +43,7 @@ import platform
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -52,11 +51,10 @@ from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from backends import scratch_postgres
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -257,26 +255,6 @@ def bench_sqlite(warmup: int, runs: int) -> BackendResult:
             Settings(AUTOPILOT_DATA_DIR=Path(tmp) / "baseline", DATABASE_URL=""),
             warmup, runs, "sqlite")
     return compare("sqlite", governed, baseline, time.perf_counter() - start)
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    parts = urlsplit(url.replace("postgres://", "postgresql://", 1))
-    return urlunsplit(parts._replace(path="/" + dbname))
-
-
-@contextmanager
-def scratch_postgres(url: str) -> Iterator[str]:
-    """A fresh database on the server of `url`, dropped afterwards; yields its URL."""
-    admin_url = url.replace("postgres://", "postgresql://", 1)
-    name = f"ap_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_dbname(admin_url, name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
 
 
 def bench_postgres(url: str, warmup: int, runs: int) -> BackendResult:

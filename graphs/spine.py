@@ -141,22 +141,20 @@ def _tenant(state: AutopilotState) -> str:
 
 def _ledger(services: Services, state: AutopilotState, event_type: str,
             payload: dict[str, Any], key: str | None = None) -> None:
-    """Record a run event (its own transaction; a re-run node's repeat is skipped by key)."""
-    thread_id = _thread_id()
-    services.ledger.record(tenant_id=_tenant(state), event_type=event_type,
-                           thread_id=thread_id, trace_id=_trace(state),
-                           event_key=f"{thread_id}:{key}" if key else None, payload=payload)
+    """Record one run event (a re-run node's repeat is skipped by key)."""
+    _ledger_many(services, state, [(event_type, payload, key)])
 
 
 def _ledger_many(services: Services, state: AutopilotState,
-                 events: list[tuple[str, dict[str, Any], str]]) -> None:
-    """Several run events in one transaction (in order; repeats skipped by key)."""
+                 events: list[tuple[str, dict[str, Any], str | None]]) -> None:
+    """Run events in one transaction, in order (repeats skipped by key)."""
     thread_id, tenant = _thread_id(), _tenant(state)
     with services.db.session(tenant) as s:
         for event_type, payload, key in events:
             services.ledger.append(s, tenant_id=tenant, event_type=event_type,
                                    thread_id=thread_id, trace_id=_trace(state),
-                                   event_key=f"{thread_id}:{key}", payload=payload)
+                                   event_key=f"{thread_id}:{key}" if key else None,
+                                   payload=payload)
 
 
 def _proposals(state: AutopilotState) -> list[Proposal]:

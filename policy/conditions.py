@@ -122,7 +122,8 @@ def _cedar_literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # Cedar takes UTF-8, not \uXXXX
+        # Non-ASCII stays UTF-8: Cedar strings do not accept JSON's \uXXXX escapes.
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_cedar_literal(v) for v in value) + "]"
     if isinstance(value, dict):
