@@ -123,6 +123,7 @@ def run(
         view = r.submit(graph, raw)
         if as_json:
             out.print_json(json.dumps({"thread_id": view.thread_id, "status": view.status,
+                                       "outcome": view.outcome,
                                        "summary": view.summary,
                                        "deduplicated": view.deduplicated,
                                        "pending_approval": view.pending_approval},
@@ -245,7 +246,9 @@ def runs(tenant: Annotated[str | None, typer.Option(help="only this tenant")] = 
         for col in ("run", "graph", "tenant", "status", "summary"):
             table.add_column(col)
         for run_ in r.list_runs(tenant):
-            table.add_row(run_.thread_id, run_.graph, run_.tenant_id, run_.status,
+            status = run_.status + (f" ({run_.outcome})" if run_.outcome not in
+                                    (None, "resolved") else "")
+            table.add_row(run_.thread_id, run_.graph, run_.tenant_id, status,
                           run_.summary or "")
         out.print(table)
 

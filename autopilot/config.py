@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -32,8 +33,38 @@ class Settings(BaseSettings):
     log_level: str = Field(default="WARNING", alias="AUTOPILOT_LOG_LEVEL")
     # API keys -> principals, JSON: {"<key>": {"tenant": "acme", "subject": "...", "roles": [...]}}
     api_keys: str = Field(default="", alias="AUTOPILOT_API_KEYS", repr=False)
+    # Pending approvals expire after this many seconds and escalate (0: never).
+    approval_ttl_s: float = Field(default=86_400, ge=0, alias="AUTOPILOT_APPROVAL_TTL")
+    # Workers (seed 002 names): jobs at once per worker, poll interval, stale-claim timeout.
+    max_concurrent_jobs: int = Field(default=3, ge=1, le=256, alias="AGENT_MAX_CONCURRENT_JOBS")
+    job_poll_interval_ms: int = Field(default=5000, ge=10, alias="AGENT_JOB_POLL_INTERVAL_MS")
+    job_stale_timeout_ms: int = Field(default=300_000, ge=1000,
+                                      alias="AGENT_JOB_STALE_TIMEOUT_MS")
+    job_max_attempts: int = Field(default=5, ge=1, le=100, alias="AUTOPILOT_JOB_MAX_ATTEMPTS")
+    job_retry_wait_s: float = Field(default=2.0, ge=0, alias="AUTOPILOT_JOB_RETRY_WAIT")
+    # Scheduler ticks per autopilot, cron syntax (a 6th field is seconds), JSON object:
+    # {"maintenance": "0 * * * *"}; an autopilot not named keeps its own default.
+    schedules: dict[str, str] = Field(default_factory=dict, alias="AUTOPILOT_SCHEDULES")
     # Encrypt checkpoints at rest with LangGraph's EncryptedSerializer (AES key, 16/24/32 bytes).
     aes_key: str = Field(default="", alias="LANGGRAPH_AES_KEY", repr=False)
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _valid_crons(cls, value: dict[str, str]) -> dict[str, str]:
+        from croniter import croniter
+
+        for graph, cron in value.items():
+            if not croniter.is_valid(cron):
+                raise ValueError(f"AUTOPILOT_SCHEDULES[{graph!r}]: {cron!r} is not a cron "
+                                 "expression")
+        return value
 
     @field_validator("autonomy_enabled_env", "policy_time", mode="before")
     @classmethod

@@ -74,6 +74,31 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
 
 
+class SchemaOutdated(RuntimeError):
+    """The database schema is behind this code (or ahead of it)."""
+
+
+def schema_revision(engine: Engine) -> tuple[str | None, str]:
+    """(the database's Alembic revision or None, the newest revision this code knows)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, str(head)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to serve on a schema that is not exactly at head, saying what to run."""
+    current, head = schema_revision(engine)
+    if current != head:
+        raise SchemaOutdated(
+            f"the database schema is at revision {current or '(none: empty database)'} but "
+            f"this version needs {head}; run `autopilot db upgrade` (with the same "
+            "DATABASE_URL) and start again")
+
+
 class Database:
     """Engine plus a session factory; `session()` commits on success and rolls back on error.
 

@@ -12,10 +12,11 @@ from autopilot.models import Approval
 from autopilot.runtime import RunView
 
 STATUS_STYLE = {"completed": "green", "needs_approval": "yellow", "escalated": "red",
-                "rejected": "magenta", "nothing_to_do": "dim", "running": "cyan"}
+                "running": "cyan", "queued": "cyan", "executing": "cyan",
+                "failed_retryable": "yellow", "failed_terminal": "red", "cancelled": "dim"}
 PROPOSAL_STYLE = {"executed": "green", "allowed": "green", "approved": "green",
                   "needs_approval": "yellow", "blocked": "red", "rejected": "magenta",
-                  "skipped": "dim", "proposed": "cyan"}
+                  "skipped": "dim", "proposed": "cyan", "cancelled": "dim"}
 
 
 def run_panel(view: RunView, title: str | None = None) -> Panel:
@@ -24,6 +25,7 @@ def run_panel(view: RunView, title: str | None = None) -> Panel:
     style = STATUS_STYLE.get(view.status, "")
     lines: list[str] = [
         f"[bold]status[/bold] [{style}]{view.status}[/{style}]"
+        + (f" ({view.outcome})" if view.outcome and view.outcome != "resolved" else "")
         + ("  [dim](deduplicated: existing run returned)[/dim]" if view.deduplicated else ""),
         f"[bold]summary[/bold] {view.summary or values.get('plan_summary', '')}",
     ]

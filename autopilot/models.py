@@ -202,13 +202,20 @@ class Run(Base):
     graph: Mapped[str] = mapped_column(String(40), index=True)
     dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
     trigger: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The seed 004 task state machine: queued -> running -> needs_approval -> executing ->
+    # completed, or failed_retryable / failed_terminal / escalated / cancelled.
     status: Mapped[str] = mapped_column(String(24), index=True)
+    # How a completed run ended: resolved | rejected | nothing_to_do (None while unfinished).
+    outcome: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     current_node: Mapped[str | None] = mapped_column(String(40), nullable=True)
     policy_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
     trace_id: Mapped[str] = mapped_column(String(100), default="")
     # Set by a replay: every later step of this thread (even after an approval) is a replay,
     # so writes that never ran are simulated, not executed.
     replaying: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A replay pinned to a policy version decides under it instead of the active one.
+    replay_policy_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -225,9 +232,11 @@ class Approval(Base):
     thread_id: Mapped[str] = mapped_column(String(80), index=True)
     tenant_id: Mapped[str] = mapped_column(String(64), index=True)
     graph: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | decided
+    # pending | decided | expired | cancelled | superseded
+    status: Mapped[str] = mapped_column(String(16), index=True)
     severity: Mapped[str] = mapped_column(String(16))
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -265,7 +274,14 @@ class AgentException(Base):
     title: Mapped[str] = mapped_column(String(300))
     details: Mapped[str] = mapped_column(Text)
     context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # OPEN | ACKNOWLEDGED | RESOLVED
     status: Mapped[str] = mapped_column(String(16), default="OPEN")
+    acked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     requires_by: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -408,3 +424,17 @@ class GatewayCall(Base):
     __table_args__ = (
         Index("ix_gateway_calls_budget", "tenant_id", "cost_class", "started_at"),
     )
+
+
+class ApiKey(Base):
+    """An API key, stored only as its SHA-256 hash, mapped to a principal in one tenant."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the key's public prefix
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

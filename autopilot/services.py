@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autopilot.config import Settings
-from autopilot.db import Database, migrate
+from autopilot.db import Database, check_schema, migrate
 from autopilot.evidence import EvidenceStore
 from autopilot.killswitch import KillSwitch
 from autopilot.ledger import Ledger
@@ -35,10 +35,18 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
+        """Build the services; `run_migrations=False` (the long-running service) instead
+        refuses an outdated schema with `SchemaOutdated`, which says what to run."""
         settings = settings or Settings()
         configure_logging(settings.log_level)
         db = Database(settings)
-        if run_migrations:
+        if not run_migrations:
+            try:
+                check_schema(db.engine)
+            except BaseException:
+                db.dispose()
+                raise
+        else:
             owner = db.migration_engine()
             try:
                 migrate(owner)
@@ -78,10 +86,12 @@ class RunContext:
 
     `replay` marks a re-run from an earlier checkpoint: writes that ran before return their
     recorded result, and writes that did not are decided but not executed ("simulated").
+    `policy_version` pins a replay's decisions to that policy version.
     """
 
     services: Services
     replay: bool = False
+    policy_version: int | None = None
 
 
 _default: Services | None = None

@@ -20,10 +20,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy, interrupt
 from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from autopilot.config import Settings
 from autopilot.logs import bind_trace
-from autopilot.models import AgentException, Approval
+from autopilot.models import AgentException, Approval, Run
 from autopilot.services import RunContext, Services, default_services
 from graphs.hitl import (
     ActionRequest,
@@ -107,6 +109,9 @@ class NodeIO:
 PerceiveFn = Callable[[NodeIO, TriggerEnvelope, BaseModel], Perception]
 PlanFn = Callable[[NodeIO, TriggerEnvelope, BaseModel, Perception], PlanResult]
 DedupeFn = Callable[[TriggerEnvelope, BaseModel], tuple[str, str]]
+# Scheduled trigger detection: (all-tenant session, since (None: everything), until) -> raw
+# trigger events. Set-based SQL over indexed columns, limited to what changed in the window.
+DetectFn = Callable[[Session, datetime | None, datetime], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class AutopilotSpec:
     dedupe_ref: DedupeFn  # (trigger ref, scope) for the dedupe key
     perceive: PerceiveFn
     plan: PlanFn
+    detect: DetectFn | None = None
+    schedule: str = "0 * * * *"  # the scheduler tick (cron); AUTOPILOT_SCHEDULES overrides
 
 
 def _services(runtime: Runtime[RunContext] | None) -> Services:
@@ -248,7 +255,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         for p in proposals:
             if p.status != "proposed":
                 continue
-            decision = _decide(services, spec.name, state, p, "gate")
+            decision = _decide(services, spec.name, state, p, "gate", runtime)
             p.decision = decision.model_dump(mode="json")
             p.status = {Outcome.ALLOW: "allowed", Outcome.REQUIRE_APPROVAL: "needs_approval",
                         Outcome.BLOCK: "blocked"}[decision.outcome]
@@ -312,6 +319,11 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         for p in proposals:
             if p.status not in ("allowed", "approved"):
                 continue
+            if _cancelled(services, tenant, thread_id):  # a person stopped the run
+                for q in proposals:
+                    if q.status in ("allowed", "approved", "needs_approval", "proposed"):
+                        q.status = status[q.action_id] = "cancelled"
+                break
             deps = [status[d] for d in p.depends_on]
             if any(d in ("rejected", "blocked", "skipped") for d in deps):
                 p.status = status[p.action_id] = "skipped"
@@ -320,7 +332,7 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
                 continue  # waits for an action still in front of a person
             # Re-gate at the moment of the write: facts (vendor load, policy version) may
             # have moved since the gate or the approval, and state may have been edited.
-            fresh = _decide(services, spec.name, state, p, "execute", replaying)
+            fresh = _decide(services, spec.name, state, p, "execute", runtime)
             stricter = not (fresh.outcome is Outcome.ALLOW or (
                 p.status == "approved" and fresh.outcome is Outcome.REQUIRE_APPROVAL))
             prior = (services.gateway.recorded(idempotency_key(thread_id, p.action_id), tenant)
@@ -456,6 +468,11 @@ def build_graph(spec: AutopilotSpec, settings: Settings | None = None) -> StateG
         executed = [p for p in proposals if p.status in ("executed", "simulated")]
         if not proposals:
             return {"outcome": "nothing_to_do", "summary": state.get("plan_summary", "")}
+        cancelled = [p.action_id for p in proposals if p.status == "cancelled"]
+        if cancelled:
+            return {"outcome": "cancelled",
+                    "summary": f"Cancelled before {', '.join(cancelled)} ran "
+                               f"({len(executed)}/{len(proposals)} actions executed)"}
         if not executed:
             return {"outcome": "rejected", "summary": "Every proposed action was rejected"}
         rejected = [f"{p.action_id} rejected by {(p.review or {}).get('reviewer')}: "
@@ -538,6 +555,12 @@ def _record_approval(services: Services, state: AutopilotState, approval_id: str
                                   decision=response.model_dump(mode="json"))
 
 
+def _cancelled(services: Services, tenant: str, thread_id: str) -> bool:
+    """Was the run cancelled (`POST /v1/runs/{id}/cancel`)? Checked before every write."""
+    with services.db.session(tenant) as s:
+        return s.scalar(select(Run.status).where(Run.thread_id == thread_id)) == "cancelled"
+
+
 def record_approval_event(services: Services, session: Any, *, tenant_id: str, thread_id: str,
                           trace_id: str, approval_id: str, reviewer: str,
                           request: dict[str, Any], decision: dict[str, Any]) -> None:
@@ -578,13 +601,17 @@ def _blocked_escalation(proposals: list[Proposal],
 
 
 def _decide(services: Services, graph: str, state: AutopilotState, p: Proposal,
-            stage: str, replaying: bool = False) -> PolicyDecision:
-    """Gate one proposal; facts come from its (possibly edited) args, never from the planner."""
+            stage: str, runtime: Runtime[RunContext] | None) -> PolicyDecision:
+    """Gate one proposal; facts come from its (possibly edited) args, never from the planner.
+    A replay takes no window slot and may be pinned to a policy version."""
+    ctx = getattr(runtime, "context", None)
+    replaying = bool(getattr(ctx, "replay", False))
     return services.gate.decide(graph=graph, tenant_id=state["tenant_id"],
                                 thread_id=_thread_id(), action_id=p.action_id, tool=p.tool,
                                 args=p.args, run_facts=state.get("run_facts", {}), stage=stage,
                                 approved=p.status == "approved", grounded=p.grounded,
-                                trace_id=_trace(state), counts=not replaying)
+                                trace_id=_trace(state), counts=not replaying,
+                                policy_version=getattr(ctx, "policy_version", None))
 
 
 @lru_cache(maxsize=256)

@@ -17,6 +17,7 @@ ProposalStatus = Literal[
     "executed",
     "skipped",         # not run because an action it depends on did not run
     "simulated",       # a replay decided it would run, but it had not run before: not run
+    "cancelled",       # the run was cancelled before it ran
 ]
 
 
@@ -94,5 +95,5 @@ class AutopilotState(TypedDict, total=False):
     approval_round: int
     escalation: dict[str, Any] | None
     verification: list[dict[str, Any]]
-    outcome: Literal["completed", "escalated", "rejected", "nothing_to_do"]
+    outcome: Literal["completed", "escalated", "rejected", "nothing_to_do", "cancelled"]
     summary: str

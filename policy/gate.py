@@ -141,12 +141,13 @@ class PolicyGate:
     def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
                args: dict[str, Any], run_facts: dict[str, Any], stage: str,
                approved: bool = False, grounded: bool = True, trace_id: str = "",
-               counts: bool = True) -> PolicyDecision:
+               counts: bool = True, policy_version: int | None = None) -> PolicyDecision:
         """Gate one real call and record the decision (and the shadow's).
 
         Usage counting, evaluation and the record share one transaction under the tenant's
         window lock; facts and the engines are resolved before it (they read other tables).
         `counts=False` (replays) records a decision that takes no slot in the windows.
+        `policy_version` (replays) decides under that version instead of the active one.
         """
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
@@ -162,7 +163,8 @@ class PolicyGate:
             decision = self._error(f"could not compute policy facts: {exc}", "unevaluated")
         else:
             try:
-                engine = self.engine_for(request)
+                engine = (self.store.engine_for_version(policy_version)
+                          if policy_version is not None else self.engine_for(request))
             except PolicyLoadError as exc:  # an active version that no longer loads
                 decision = self._error(f"active policies do not load: {exc}", "unloadable")
             else:

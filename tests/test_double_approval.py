@@ -89,8 +89,8 @@ import autopilot.runtime as rt
 gate, parties, calls = Path(os.environ["TEST_READ_BARRIER"]), 2, itertools.count()
 load = rt.Runner.approval_for
 
-def approval_for(self, ref):
-    approval = load(self, ref)
+def approval_for(self, ref, **kw):
+    approval = load(self, ref, **kw)
     n = next(calls)
     (gate / f"{os.getpid()}.{n}").touch()
     deadline = time.monotonic() + 30
@@ -175,8 +175,8 @@ def test_two_threads_decide_concurrently(backend_env: dict[str, str],
     # so the early status check cannot save the loser: the claim itself must decide.
     both_read = threading.Barrier(len(REVIEWERS), timeout=30)
     for runner in runners.values():
-        def approval_for(ref: str, _load: Any = runner.approval_for) -> Any:
-            approval = _load(ref)
+        def approval_for(ref: str, _load: Any = runner.approval_for, **kw: Any) -> Any:
+            approval = _load(ref, **kw)
             assert approval.status == "pending"
             both_read.wait()
             return approval

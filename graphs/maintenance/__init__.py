@@ -1,6 +1,6 @@
 """The maintenance autopilot (seed 001, workflow A) on the shared spine."""
 
-from graphs.maintenance import playbook
+from graphs.maintenance import detect, playbook
 from graphs.maintenance.events import EVENT_TYPES
 from graphs.spine import AutopilotSpec
 
@@ -12,4 +12,6 @@ SPEC = AutopilotSpec(
     dedupe_ref=playbook.dedupe_ref,
     perceive=playbook.perceive,
     plan=playbook.plan,
+    detect=detect.detect,
+    schedule="0 * * * *",  # hourly: PM due dates and SLA follow-ups
 )
