@@ -16,17 +16,18 @@ repeats a side effect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
-from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import procrastinate
 import structlog
 from croniter import croniter
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Status
 from procrastinate.testing import InMemoryConnector
 from sqlalchemy import select
 
@@ -62,7 +63,7 @@ class JobQueue:
         self.runner: Runner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._worker: Future[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
         # procrastinate counts retries after the first attempt; 0 would mean "no limit".
         self.retry: procrastinate.RetryStrategy | None = (
             procrastinate.RetryStrategy(max_attempts=settings.job_max_attempts - 1,
@@ -105,7 +106,7 @@ class JobQueue:
 
         every = max(1, min(30, settings.job_stale_timeout_ms // 3000))
 
-        @app.periodic(cron=f"*/{every} * * * * *", periodic_id="housekeeping")
+        @app.periodic(cron=f"* * * * * */{every}", periodic_id="housekeeping")
         @app.task(name="housekeeping", queueing_lock="housekeeping")
         async def housekeeping(timestamp: int) -> None:
             """Recover stalled jobs and orphaned runs; expire approvals past their TTL."""
@@ -141,22 +142,35 @@ class JobQueue:
     async def recover(self) -> None:
         """Give the jobs of dead workers back to the queue and re-queue every run that should
         be moving but has no job (its job was lost: in-memory queue restarted, or a crash
-        between recording a decision and queueing its step)."""
+        between recording a decision and queueing its step). Never raises: it runs on every
+        worker, periodically, and one bad row must not stop a worker."""
         stale_s = self.settings.job_stale_timeout_ms / 1000
-        for job in await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stale_s):
-            log.warning("job_recovered", job_id=job.id, task=job.task_name, lock=job.lock)
-            await self.app.job_manager.retry_job(job)
-        runner = self._bound()
-        cutoff = datetime.now(UTC) - timedelta(seconds=stale_s)
+        manager = self.app.job_manager
+        try:
+            for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stale_s):
+                log.warning("job_recovered", job_id=job.id, task=job.task_name, lock=job.lock)
+                try:
+                    await manager.retry_job(job)
+                except UniqueViolation:  # the same step is already queued again: it does it
+                    assert job.id is not None
+                    await manager.finish_job_by_id_async(job.id, status=Status.FAILED,
+                                                         delete_job=False)
+            runner = self._bound()
+            cutoff = datetime.now(UTC) - timedelta(seconds=stale_s)
 
-        def orphans() -> list[str]:
-            with runner.services.db.session(ALL_TENANTS) as s:
-                return list(s.scalars(select(Run.thread_id).where(
-                    Run.status.in_(RESUMABLE), Run.updated_at < cutoff)))
+            def orphans() -> list[str]:
+                with runner.services.db.session(ALL_TENANTS) as s:
+                    return list(s.scalars(select(Run.thread_id).where(
+                        Run.status.in_(RESUMABLE), Run.updated_at < cutoff)))
 
-        for thread_id in await asyncio.to_thread(orphans):
-            if await self.defer_advance_async(thread_id):
-                log.info("run_requeued", thread_id=thread_id)
+            for thread_id in await asyncio.to_thread(orphans):
+                pending = await manager.list_jobs_async(lock=thread_id)
+                if any(j.status in ("todo", "doing") for j in pending):
+                    continue  # a job holds or awaits it: not an orphan, just slow
+                if await self.defer_advance_async(thread_id):
+                    log.info("run_requeued", thread_id=thread_id)
+        except Exception as exc:  # noqa: BLE001 - logged; the next tick tries again
+            log.error("recovery_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def requeue_unfinished(self) -> int:
         """Embedded start-up: the in-memory queue is empty, so queue every unfinished run."""
@@ -218,28 +232,42 @@ class JobQueue:
         self._thread = threading.Thread(target=loop.run_forever, name="autopilot-jobs",
                                         daemon=True)
         self._thread.start()
-        self._call(self.app.open_async())
+        self._call(self._open())
         if worker:
-            if self.embedded:
-                self._call(self.requeue_unfinished())
-            self._worker = asyncio.run_coroutine_threadsafe(
-                self.app.run_worker_async(**self.worker_options(in_thread=True)), loop)
+            self.start_worker()
+
+    def start_worker(self) -> None:
+        """Run jobs on the started queue's loop (embedded: after re-queueing unfinished runs)."""
+        if self._loop is None:
+            raise RuntimeError("the job queue is not started")
+        if self.embedded:
+            self._call(self.requeue_unfinished())
+        self._worker = self._call(self._spawn_worker())
+
+    async def _spawn_worker(self) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            self.app.run_worker_async(**self.worker_options(in_thread=True)),
+            name="autopilot-worker")
+
+    async def _stop_worker(self, task: asyncio.Task[None]) -> None:
+        task.cancel()  # procrastinate's graceful stop: running jobs get their grace period
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     def stop(self) -> None:
         if self._loop is None:
             return
         if self._worker is not None:
-            self._worker.cancel()  # graceful: running jobs get shutdown_graceful_timeout
-            try:
-                self._call(asyncio.sleep(0))
-                self._worker.result(timeout=40)
-            except BaseException:  # noqa: BLE001 - a cancelled worker reports CancelledError
-                pass
+            self._call(self._stop_worker(self._worker))
+            self._worker = None
         self._call(self.app.close_async())
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._loop = None
+
+    async def _open(self) -> None:
+        await self.app.open_async()  # an awaitable context, not a coroutine
 
     async def run_worker(self) -> None:
         """Foreground worker (`autopilot worker`): SIGINT/SIGTERM stop it gracefully."""
@@ -253,4 +281,4 @@ class JobQueue:
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             raise RuntimeError("the job queue is not started")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=90)

@@ -91,3 +91,56 @@ def execute_app_db(env: dict[str, str], *statements: str) -> None:
         for sql in statements:
             conn.execute(sql)
         conn.commit()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_process(env: dict[str, str], *args: str, logs: Any = None) -> Any:
+    """`autopilot ARGS` as a long-running child process (API server, worker); stdout/stderr
+    go to files under `logs` (a directory) when given, so a failure can show them."""
+    import subprocess
+
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)
+        name = "-".join(args[:1]) + f"-{len(list(logs.iterdir()))}"
+        out, err = open(logs / f"{name}.out", "wb"), open(logs / f"{name}.err", "wb")  # noqa: SIM115
+    else:
+        out = err = subprocess.DEVNULL
+    return subprocess.Popen(autopilot_argv(*args), env=env, stdout=out, stderr=err)
+
+
+def wait_http(base: str, proc: Any, timeout: float = 60.0) -> None:
+    """Wait for `GET base/healthz` to answer 200; fail early if the process died."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not start")
+
+
+def stop_process(proc: Any, timeout: float = 30.0) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

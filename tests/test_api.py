@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import TENANT, issue, pm_due
 
-KEYS = {"k-acme": {"tenant": TENANT, "subject": "maria@acme.example", "roles": ["operator"]},
+KEYS = {"k-acme": {"tenant": TENANT, "subject": "maria@acme.example", "roles": ["approver"]},
         "k-other": {"tenant": "other", "subject": "eve@other.example", "roles": ["viewer"]}}
 
 

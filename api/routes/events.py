@@ -74,7 +74,8 @@ def _start(graph_hint: str | None, body: Any, caller: Any, runner: Any, queue: A
         raise ApiError(422, "invalid_event", str(exc), fields=exc.fields) from None
     if created:
         queue.defer_advance(view.thread_id)
-        response.status_code = 202
+    else:
+        response.status_code = 200
     return Accepted(run_id=view.thread_id, graph=graph, status=view.status,
                     deduplicated=not created)
 
