@@ -14,11 +14,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/autopilot demo
+	$(BIN)/autopilot serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/autopilot demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

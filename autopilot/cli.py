@@ -15,6 +15,7 @@ import psycopg
 import typer
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from autopilot.admin_cli import db_app, keys_app
 from autopilot.audit_cli import autonomy_app, ledger_app
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
@@ -39,6 +40,8 @@ app = typer.Typer(help="Governed autopilots: run, approve and inspect.", no_args
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(autonomy_app, name="autonomy")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 
 
 def settings() -> Settings:
@@ -297,21 +300,122 @@ def resume(
             raise fail(str(exc)) from None
 
 
+def _serve_checks(cfg: Settings) -> None:
+    """Fail fast, with what to do, on bad keys or an outdated schema (before uvicorn)."""
+    from api.auth import load_env_keys
+    from autopilot.db import Database, SchemaOutdated, check_schema
+
+    try:
+        load_env_keys(cfg.api_keys)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    db = Database(cfg)
+    try:
+        check_schema(db.engine)
+    except SchemaOutdated as exc:
+        raise fail(str(exc)) from None
+    except (SQLAlchemyError, psycopg.Error) as exc:
+        raise fail(f"cannot open the database ({_where(cfg)}): {exc}") from None
+    finally:
+        db.dispose()
+
+
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    worker: Annotated[bool | None, typer.Option(
+        "--worker/--no-worker", help="also run jobs in this process (default: only on the "
+                                     "embedded SQLite default)")] = None,
 ) -> None:
-    """Serve the HTTP API (uvicorn); keys in AUTOPILOT_API_KEYS."""
+    """Serve the HTTP API (uvicorn). On SQLite this one process also runs the worker and the
+    scheduler; on Postgres run `autopilot worker` processes beside it."""
     import uvicorn
 
-    from api.app import load_keys
+    from api.app import create_app
 
+    cfg = settings()
+    _serve_checks(cfg)
+    uvicorn.run(create_app(cfg, worker=worker), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def worker() -> None:
+    """Run jobs (graph steps, scheduler ticks, recovery) from the Postgres queue until
+    SIGINT/SIGTERM. Start as many as you like; each takes AGENT_MAX_CONCURRENT_JOBS at once."""
+    import asyncio
+
+    from autopilot.jobs import JobQueue
+
+    cfg = settings()
+    if not cfg.uses_postgres:
+        raise fail("`autopilot worker` needs DATABASE_URL=postgresql://...: on the embedded "
+                   "SQLite default the API process (`autopilot api`, `make run`) runs the "
+                   "worker itself")
+    _serve_checks(cfg)
+    services = Services.create(cfg, run_migrations=False)
+    queue = JobQueue(cfg)
     try:
-        load_keys(settings().api_keys)
+        with open_checkpointer(cfg) as checkpointer:
+            queue.runner = Runner(services, checkpointer)
+            out.print(f"worker: {cfg.max_concurrent_jobs} jobs at once, polling every "
+                      f"{cfg.job_poll_interval_ms} ms, stale after "
+                      f"{cfg.job_stale_timeout_ms} ms", style="dim")
+            asyncio.run(queue.run_worker())
+    finally:
+        services.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    demo_events: Annotated[bool, typer.Option("--demo/--no-demo",
+                                              help="seed and post the demo triggers")] = True,
+) -> None:
+    """The whole service in one process (`make run`): migrate, seed the demo tenant, make a
+    development admin key, then serve the API with the in-process worker and scheduler."""
+    import uvicorn
+
+    from api.app import create_app
+    from autopilot.dev import prepare_dev_service
+
+    cfg = settings()
+    try:
+        key = prepare_dev_service(cfg)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning")
+    base = f"http://{host}:{port}"
+    out.print(f"[bold]Governed autopilots[/bold] on {base} ({_where(cfg)})\n"
+              f"  API docs     {base}/docs\n"
+              f"  admin key    {key}   (tenant {cfg.tenant_id}; kept in "
+              f"{cfg.data_dir}/dev-api-key)\n"
+              f"  try          curl -H 'Authorization: Bearer {key}' {base}/v1/approvals\n"
+              "  stop         Ctrl-C")
+    from autopilot.dev import post_demo_events
+
+    on_ready = (lambda app_: post_demo_events(app_, cfg.tenant_id)) if demo_events else None
+    uvicorn.run(create_app(cfg, worker=True, on_ready=on_ready), host=host, port=port,
+                log_level="warning")
+
+
+@app.command()
+def tick(graph: Annotated[str, typer.Argument(help="autopilot")]) -> None:
+    """Run an autopilot's trigger detectors now over everything due, and run what they
+    start here (repeated triggers find their existing runs)."""
+    from autopilot.jobs import JobQueue
+
+    try:
+        get_spec(graph)
+    except UnknownGraphError as exc:
+        raise fail(str(exc)) from None
+    with runner() as r:
+        queue = JobQueue(r.services.settings)
+        queue.runner = r
+        started = queue.tick(graph)
+        for thread_id in started:
+            out.print(run_panel(r.resume(thread_id)))
+        out.print(f"{len(started)} new run(s) from the {graph} detectors.")
 
 
 @app.command()

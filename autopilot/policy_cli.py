@@ -305,27 +305,12 @@ def decisions(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recorded gate decisions: outcome, reasons, version, shadow outcome, redacted inputs."""
-    from sqlalchemy import select
+    from policy.records import decision_dict, recent_decisions
 
-    from autopilot.db import ALL_TENANTS
-    from autopilot.models import PolicyDecisionRecord as D
-
-    with _services() as services, services.db.session(tenant or ALL_TENANTS) as s:
-        q = select(D).order_by(D.id.desc()).limit(limit)
-        if run:
-            q = q.where(D.thread_id == run)
-        if tenant:
-            q = q.where(D.tenant_id == tenant)
-        rows = list(s.scalars(q))
+    with _services() as services:
+        rows = recent_decisions(services.db, tenant_id=tenant, thread_id=run, limit=limit)
     if as_json:
-        out.print_json(data=[{
-            "id": r.id, "at": r.created_at.isoformat(), "tenant_id": r.tenant_id,
-            "thread_id": r.thread_id, "action_id": r.action_id, "tool": r.tool,
-            "stage": r.stage, "outcome": r.outcome, "reasons": r.reasons,
-            "policy_version": r.policy_version, "errors": r.errors, "proceeds": r.proceeds,
-            "shadow": {"version": r.shadow_version, "outcome": r.shadow_outcome,
-                       "reasons": r.shadow_reasons} if r.shadow_version else None,
-            "request": r.request} for r in rows])
+        out.print_json(data=[decision_dict(r) for r in rows])
         return
     table = Table(title="Policy decisions (newest first)")
     for col in ("at", "run", "action", "stage", "outcome", "reasons", "version", "shadow"):

@@ -25,6 +25,7 @@ from autopilot.models import (
 from tools.registry import (
     CostClass,
     PermanentToolError,
+    Preview,
     RiskClass,
     ToolContext,
     ToolKind,
@@ -277,6 +278,44 @@ def _touch(wo: WorkOrder, ctx: ToolContext, note: str) -> None:
     wo.notes = [*list(wo.notes or []), f"{ctx.now:%Y-%m-%d %H:%M}Z {note}"]
 
 
+# --------------------------------------------------------------------------- write previews
+# Which record each write changes and what it would set, for the approval context pack. Field
+# names are those of the read tool's output (WorkOrderOut, MessageOut, FollowUpOut).
+
+WORK_ORDER_CREATE = Preview(
+    record="work_order", read_tool="get_work_order", key="work_order_id", creates=True,
+    sets={"id": "work_order_id", "property_id": "property_id", "unit_id": "unit_id",
+          "category": "category", "priority": "priority", "title": "title",
+          "description": "description", "estimated_cost": "estimated_cost",
+          "sla_due_at": "sla_due_at", "source_ref": "source_ref"},
+    fixed={"status": "OPEN"})
+WORK_ORDER_UPDATE = Preview(
+    record="work_order", read_tool="get_work_order", key="work_order_id",
+    sets={"priority": "priority"}, appends={"notes": "note"})
+DISPATCH = Preview(
+    record="work_order", read_tool="get_work_order", key="work_order_id",
+    sets={"vendor_id": "vendor_id", "not_to_exceed": "not_to_exceed"},
+    fixed={"status": "DISPATCHED"}, money=("not_to_exceed",),
+    notifies={"vendor_id": "vendor"}, touches={"vendor_id": "vendor"})
+BIDS = Preview(
+    record="work_order", read_tool="get_work_order", key="work_order_id",
+    fixed={"status": "BIDDING"}, notifies={"vendor_ids": "vendor"})
+RESIDENT_MESSAGE = Preview(
+    record="message", read_tool="get_message", key="message_id", creates=True,
+    sets={"id": "message_id", "resident_id": "resident_id", "channel": "channel",
+          "body": "body", "related_work_order_id": "related_work_order_id"},
+    fixed={"direction": "out"}, notifies={"resident_id": "resident"})
+FOLLOW_UP = Preview(
+    record="follow_up", read_tool="get_follow_up", key="follow_up_id", creates=True,
+    sets={"id": "follow_up_id", "work_order_id": "work_order_id", "kind": "kind",
+          "due_at": "due_at"},
+    fixed={"status": "SCHEDULED"})
+CLOSE_OUT = Preview(
+    record="work_order", read_tool="get_work_order", key="work_order_id",
+    sets={"final_cost": "final_cost"}, fixed={"status": "CLOSED"},
+    appends={"notes": "resolution"}, money=("final_cost",))
+
+
 # --------------------------------------------------------------------------- registration
 
 
@@ -378,7 +417,7 @@ def register(registry: ToolRegistry) -> None:
     @registry.tool(name="create_work_order", kind=ToolKind.WRITE, reversible=True,
                    input_model=CreateWorkOrder, output_model=WorkOrderOut,
                    cost_class=CostClass.CHEAP, risk=RiskClass.LOW, policy_facts=wo_facts,
-                   description="Open a work order (cancellable).")
+                   preview=WORK_ORDER_CREATE, description="Open a work order (cancellable).")
     def create_work_order(ctx: ToolContext, args: CreateWorkOrder) -> WorkOrderOut:
         if ctx.session.get(WorkOrder, (ctx.tenant_id, args.work_order_id)) is not None:
             raise PermanentToolError("create_work_order",
@@ -399,6 +438,7 @@ def register(registry: ToolRegistry) -> None:
 
     @registry.tool(name="update_work_order", kind=ToolKind.WRITE, reversible=True,
                    input_model=UpdateWorkOrder, output_model=WorkOrderOut,
+                   preview=WORK_ORDER_UPDATE,
                    description="Raise priority and/or add a note to an open work order.")
     def update_work_order(ctx: ToolContext, args: UpdateWorkOrder) -> WorkOrderOut:
         wo = _work_order(ctx, args.work_order_id, "update_work_order")
@@ -422,6 +462,7 @@ def register(registry: ToolRegistry) -> None:
     @registry.tool(name="dispatch_vendor", kind=ToolKind.WRITE, reversible=True,
                    input_model=DispatchVendor, output_model=WorkOrderOut,
                    cost_class=CostClass.MED, risk=RiskClass.MEDIUM, policy_facts=dispatch_facts,
+                   preview=DISPATCH,
                    description="Assign a vendor to a work order with a not-to-exceed amount.")
     def dispatch_vendor(ctx: ToolContext, args: DispatchVendor) -> WorkOrderOut:
         wo = _work_order(ctx, args.work_order_id, "dispatch_vendor")
@@ -444,7 +485,8 @@ def register(registry: ToolRegistry) -> None:
 
     @registry.tool(name="request_bids", kind=ToolKind.WRITE, reversible=True,
                    input_model=RequestBids, output_model=BidsOut, cost_class=CostClass.CHEAP,
-                   risk=RiskClass.LOW, description="Ask several vendors to bid on a work order.")
+                   risk=RiskClass.LOW, preview=BIDS,
+                   description="Ask several vendors to bid on a work order.")
     def request_bids(ctx: ToolContext, args: RequestBids) -> BidsOut:
         wo = _work_order(ctx, args.work_order_id, "request_bids")
         ids = []
@@ -464,7 +506,7 @@ def register(registry: ToolRegistry) -> None:
 
     @registry.tool(name="send_resident_message", kind=ToolKind.WRITE, reversible=False,
                    input_model=SendResidentMessage, output_model=MessageOut,
-                   risk=RiskClass.MEDIUM,
+                   risk=RiskClass.MEDIUM, preview=RESIDENT_MESSAGE,
                    description="Send a message to a resident (cannot be unsent).")
     def send_resident_message(ctx: ToolContext, args: SendResidentMessage) -> MessageOut:
         resident = ctx.session.get(Resident, (ctx.tenant_id, args.resident_id))
@@ -484,6 +526,7 @@ def register(registry: ToolRegistry) -> None:
 
     @registry.tool(name="schedule_follow_up", kind=ToolKind.WRITE, reversible=True,
                    input_model=ScheduleFollowUp, output_model=FollowUpOut,
+                   preview=FOLLOW_UP,
                    description="Schedule an SLA / vendor-response / satisfaction follow-up.")
     def schedule_follow_up(ctx: ToolContext, args: ScheduleFollowUp) -> FollowUpOut:
         _work_order(ctx, args.work_order_id, "schedule_follow_up")
@@ -505,6 +548,7 @@ def register(registry: ToolRegistry) -> None:
     @registry.tool(name="close_work_order", kind=ToolKind.WRITE, reversible=True,
                    input_model=CloseWorkOrder, output_model=WorkOrderOut,
                    cost_class=CostClass.MED, risk=RiskClass.MEDIUM, policy_facts=close_facts,
+                   preview=CLOSE_OUT,
                    description="Close out a completed work order with its final cost; "
                                "cost above the dispatched not-to-exceed counts as new spend.")
     def close_work_order(ctx: ToolContext, args: CloseWorkOrder) -> WorkOrderOut:

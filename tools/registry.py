@@ -6,7 +6,7 @@ executor, so an unknown tool or a bad argument is a `ToolError` naming the field
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -102,6 +102,88 @@ FactsFn = Callable[[ToolContext, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Preview:
+    """What a write would do, declared next to the tool so a reviewer sees it before it runs.
+
+    Declarative on purpose: the approval context pack (api/context_pack.py) reads the current
+    record with `read_tool` (through the gateway, like any read) and derives the diff and the
+    blast radius from these mappings, so a new write tool gets a preview by declaring one
+    instead of special-casing its name. Field names are the read tool's output fields.
+
+    - `record`: the kind of record the call changes (`work_order`), `key`: the argument with
+      its id, passed to `read_tool` as `read_arg` (default: the same name).
+    - `creates`: the call makes a new record, so there is nothing to read: every field it
+      sets is new (before = None).
+    - `sets`: record field -> argument it takes; `fixed`: record field -> value the call
+      always sets (`status: DISPATCHED`); `appends`: list field -> argument appended to it.
+      On an update, an argument left at None changes nothing.
+    - `money`: arguments that commit money; `notifies`: argument -> kind of whom it notifies
+      (`resident_id: resident`); `touches`: argument -> kind of other records it changes.
+      An argument may hold one id or a list of ids.
+    """
+
+    record: str
+    read_tool: str
+    key: str
+    read_arg: str | None = None
+    creates: bool = False
+    sets: Mapping[str, str] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    appends: Mapping[str, str] = field(default_factory=dict)
+    money: tuple[str, ...] = ()
+    notifies: Mapping[str, str] = field(default_factory=dict)
+    touches: Mapping[str, str] = field(default_factory=dict)
+
+    def arg_names(self) -> set[str]:
+        """Every argument the declaration names (checked against the input model)."""
+        return {self.key, *self.sets.values(), *self.appends.values(), *self.money,
+                *self.notifies, *self.touches}
+
+    def read_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments of `read_tool` that fetch the record this call changes."""
+        return {self.read_arg or self.key: args.get(self.key)}
+
+    def proposed(self, args: Mapping[str, Any],
+                 before: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Record field -> the value it would have after the call (given the record now)."""
+        before = before or {}
+        out: dict[str, Any] = {}
+        for fld, arg in self.sets.items():
+            if arg in args and (self.creates or args[arg] is not None):
+                out[fld] = args[arg]
+        out.update(self.fixed)
+        for fld, arg in self.appends.items():
+            if args.get(arg) is not None:
+                out[fld] = [*list(before.get(fld) or []), args[arg]]
+        return out
+
+    def blast_radius(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """What the call touches: records (`kind:id`), who is notified, money committed."""
+
+        def ids(arg: str) -> list[str]:
+            value = args.get(arg)
+            values = value if isinstance(value, list) else [value]
+            return [str(v) for v in values if v not in (None, "")]
+
+        record_id = args.get(self.key)
+        records = [f"{self.record}:{record_id}"] if record_id not in (None, "") else []
+        records += [f"{kind}:{i}" for arg, kind in self.touches.items() for i in ids(arg)]
+        notified = [f"{kind}:{i}" for arg, kind in self.notifies.items() for i in ids(arg)]
+        money = {arg: float(args[arg]) for arg in self.money
+                 if isinstance(args.get(arg), int | float)}
+        return {"records": records, "record_count": len(records),
+                "creates": [records[0]] if self.creates and records else [],
+                "people_notified": notified, "people_notified_count": len(notified),
+                "money": money, "money_total": round(float(sum(money.values())), 2)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"record": self.record, "read_tool": self.read_tool, "key": self.key,
+                "creates": self.creates, "sets": dict(self.sets), "fixed": dict(self.fixed),
+                "appends": dict(self.appends), "money": list(self.money),
+                "notifies": dict(self.notifies), "touches": dict(self.touches)}
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     name: str
     description: str
@@ -116,6 +198,8 @@ class ToolSpec:
     policy_facts: FactsFn | None = field(default=None, repr=False)
     # The gateway gives up on a call after this long (a retryable error).
     timeout_s: float = 10.0
+    # Writes: which record the call changes and what it touches, for the approval preview.
+    preview: Preview | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -128,6 +212,7 @@ class ToolSpec:
             "timeout_s": self.timeout_s,
             "input_schema": self.input_model.model_json_schema(),
             "output_schema": self.output_model.model_json_schema(),
+            "preview": self.preview.describe() if self.preview else None,
         }
 
 
@@ -142,6 +227,13 @@ class ToolRegistry:
             raise ValueError(f"tool {spec.name!r} is already registered")
         if spec.kind is ToolKind.READ and not spec.reversible:
             raise ValueError(f"read tool {spec.name!r} cannot be irreversible")
+        if spec.preview is not None:
+            if spec.kind is not ToolKind.WRITE:
+                raise ValueError(f"read tool {spec.name!r} cannot declare a write preview")
+            unknown = spec.preview.arg_names() - set(spec.input_model.model_fields)
+            if unknown:
+                raise ValueError(f"preview of {spec.name!r} names unknown arguments: "
+                                 f"{', '.join(sorted(unknown))}")
         self._tools[spec.name] = spec
         return spec
 
@@ -158,13 +250,14 @@ class ToolRegistry:
         risk: RiskClass = RiskClass.LOW,
         policy_facts: FactsFn | None = None,
         timeout_s: float = 10.0,
+        preview: Preview | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator form of `register`."""
 
         def wrap(handler: Handler) -> Handler:
             self.register(ToolSpec(name, description, input_model, output_model, kind,
                                    reversible, cost_class, risk, handler, policy_facts,
-                                   timeout_s))
+                                   timeout_s, preview))
             return handler
 
         return wrap
