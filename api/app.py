@@ -9,14 +9,15 @@ is the whole service (`make run`); on Postgres, `autopilot api` only queues work
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any, Union
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, metrics
 from api.auth import load_env_keys
-from api.routes import approvals, events, exceptions, runs
+from api.routes import approvals, autonomy, events, exceptions, kpis, policies, runs
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
 from autopilot.jobs import JobQueue
@@ -27,9 +28,11 @@ VERSION = "0.5.0"
 
 
 def create_app(settings: Settings | None = None, *, worker: bool | None = None,
-               migrate: bool = False) -> FastAPI:
+               migrate: bool = False,
+               on_ready: Callable[[FastAPI], None] | None = None) -> FastAPI:
     """`worker`: run jobs in this process (default: only on the embedded SQLite default).
-    `migrate`: upgrade the schema at start-up instead of refusing an outdated one."""
+    `migrate`: upgrade the schema at start-up instead of refusing an outdated one.
+    `on_ready`: called once the runner and queue are up (e.g. to post demo events)."""
     settings = settings or Settings()
     run_worker = (not settings.uses_postgres) if worker is None else worker
 
@@ -44,6 +47,8 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None,
                 queue.runner = runner
                 app.state.runner, app.state.queue = runner, queue
                 queue.start(worker=run_worker)
+                if on_ready is not None:
+                    on_ready(app)
                 try:
                     yield
                 finally:
@@ -57,11 +62,42 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None,
                     "approval or blocks each; people decide here; every step is on a "
                     "tamper-evident ledger. Authenticate with `Authorization: Bearer <key>`.")
     errors.install(app)
+    metrics.install(app)
 
     @app.get("/healthz", tags=["service"], summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (events.router, runs.router, approvals.router, exceptions.router):
+    for router in (events.router, runs.router, approvals.router, exceptions.router,
+                   policies.router, autonomy.router, kpis.router):
         app.include_router(router)
+    _document_events(app)
     return app
+
+
+def _document_events(app: FastAPI) -> None:
+    """`POST /v1/events` validates per event type itself (so errors name `payload.<field>`);
+    the OpenAPI document shows the same contract: one envelope schema per event type."""
+    from fastapi.openapi.utils import get_openapi
+    from pydantic import TypeAdapter
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        models = events.event_models()
+        union = TypeAdapter(Union[tuple(models)]).json_schema(  # type: ignore[valid-type]  # noqa: UP007
+            ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(
+            union.pop("$defs", {}))
+        union["oneOf"] = union.pop("anyOf")
+        union["discriminator"] = {"propertyName": "event_type", "mapping": {
+            m.model_fields["event_type"].annotation.__args__[0]:  # type: ignore[union-attr]
+            f"#/components/schemas/{m.__name__}" for m in models}}
+        body = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]
+        body["application/json"]["schema"] = union
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -64,7 +64,8 @@ def run_status(base: str, run_id: str, *wanted: str) -> Callable[[], Any]:
 @pytest.fixture
 def service_env(tmp_path: Path) -> Callable[[dict[str, str]], dict[str, str]]:
     def make(env: dict[str, str]) -> dict[str, str]:
-        env = {**env, "AUTOPILOT_API_KEYS": json.dumps(KEYS),
+        env = {"AUTOPILOT_SCHEDULES": json.dumps({"maintenance": "0 0 29 2 *"}),  # no tick
+               **env, "AUTOPILOT_API_KEYS": json.dumps(KEYS),
                "AGENT_JOB_POLL_INTERVAL_MS": "100", "AGENT_JOB_STALE_TIMEOUT_MS": "3000",
                "AUTOPILOT_JOB_RETRY_WAIT": "0"}
         run_cli(env, "seed")  # migrates and seeds the tenant
@@ -129,6 +130,10 @@ def _approve_flow(base: str, env: dict[str, str], n: int) -> str:
     calls = query_app_db(env, "SELECT action_id, count(*) FROM tool_calls WHERE thread_id = ? "
                               "GROUP BY action_id", (run_id,))
     assert calls and all(count == 1 for _, count in calls)
+    kpis = httpx.get(f"{base}/v1/kpis", headers=H("k-viewer"), timeout=10).json()["total"]
+    assert kpis["approvals"]["decided"] == 1 and kpis["approvals"]["approval_rate"] == 1.0
+    assert kpis["autonomous_resolution"]["numerator"] == 0  # a person approved it
+    assert kpis["signal_to_action"]["numerator"] == 1
     return run_id
 
 
@@ -137,6 +142,13 @@ def test_one_process_service_on_sqlite(sqlite_env: dict[str, str], service_env: 
     env = service_env(sqlite_env)
     base = _api(env, processes)
     run_id = _approve_flow(base, env, 1)
+
+    # The request's trace id follows the run (and its ledger entries).
+    traced = httpx.post(f"{base}/v1/events", json=issue(5), timeout=10,
+                        headers={**H("k-ingest"), "X-Trace-Id": "trace-from-portal-5"})
+    assert traced.headers["X-Trace-Id"] == "trace-from-portal-5"
+    run5 = poll("the traced run", run_status(base, traced.json()["run_id"], "completed"))
+    assert run5["trace_id"] == "trace-from-portal-5"
 
     # Bad input: 4xx with the field named, nothing recorded.
     bad = issue(2)
@@ -150,7 +162,7 @@ def test_one_process_service_on_sqlite(sqlite_env: dict[str, str], service_env: 
         "tenant_id"
     assert httpx.get(f"{base}/v1/runs", timeout=10).status_code == 401
     runs = httpx.get(f"{base}/v1/runs", headers=H("k-viewer"), timeout=10).json()
-    assert runs["total"] == 1  # neither bad event started a run
+    assert runs["total"] == 2  # neither bad event started a run
 
     # Another tenant's key sees nothing of ours.
     assert httpx.get(f"{base}/v1/runs/{run_id}", headers=H("k-other"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field, create_model
 
 from api.auth import Ingester
@@ -47,13 +47,15 @@ def event_models() -> list[type[BaseModel]]:
 
 
 def _start(graph_hint: str | None, body: Any, caller: Any, runner: Any, queue: Any,
-           response: Response, *, dedupe_suffix: str = "") -> Accepted:
+           response: Response, request: Request, *, dedupe_suffix: str = "") -> Accepted:
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_event", "the event must be a JSON object", field="(root)")
     if body.get("tenant_id") not in (None, caller.tenant_id):
         raise ApiError(403, "wrong_tenant", f"this key may only post events for tenant "
                        f"{caller.tenant_id!r}", field="tenant_id")
     body = {**body, "tenant_id": caller.tenant_id}
+    if not body.get("trace_id"):  # the run carries the request's trace id (X-Trace-Id)
+        body["trace_id"] = getattr(request.state, "trace_id", None)
     graph = graph_hint
     if graph is None:
         handlers = routes().get(str(body.get("event_type", "")), [])
@@ -89,11 +91,12 @@ _EVENT_DOC = ("202: a new run is queued. 200: this trigger (same dedupe key: typ
              responses={**ERRORS, 200: {"model": Accepted, "description": "duplicate"}},
              summary="Post a business event", description=_EVENT_DOC)
 def post_event(caller: Ingester, runner: RunnerDep, queue: QueueDep, response: Response,
+               request: Request,
                event: Annotated[dict[str, Any], Body(description="an event envelope")],
                graph: Annotated[str | None, Query(description="the autopilot, when more than "
                                                   "one handles this event type")] = None,
                ) -> Accepted:
-    return _start(graph, event, caller, runner, queue, response)
+    return _start(graph, event, caller, runner, queue, response, request)
 
 
 class ManualRun(BaseModel):
@@ -107,10 +110,11 @@ class ManualRun(BaseModel):
              responses={**ERRORS, 200: {"model": Accepted, "description": "duplicate"}},
              tags=["runs"], summary="Start a run by hand")
 def start_run(caller: Ingester, runner: RunnerDep, queue: QueueDep, response: Response,
-              body: ManualRun) -> Accepted:
+              request: Request, body: ManualRun) -> Accepted:
     suffix = ""
     if body.force:
         import uuid
 
         suffix = f"|manual:{uuid.uuid4().hex[:12]}"
-    return _start(body.graph, body.event, caller, runner, queue, response, dedupe_suffix=suffix)
+    return _start(body.graph, body.event, caller, runner, queue, response, request,
+                  dedupe_suffix=suffix)

@@ -15,6 +15,7 @@ from api.deps import QueueDep, RunnerDep
 from api.errors import ERRORS, ApiError, not_found
 from autopilot.models import Run, ToolCall
 from autopilot.runtime import STATUSES, Runner, RunNotFound, RunStateError
+from policy.schema import PolicyLoadError
 
 router = APIRouter(tags=["runs"], responses=ERRORS)
 RunId = Annotated[str, Path(description="run (thread) id", max_length=80)]
@@ -215,6 +216,8 @@ class ReplayIn(BaseModel):
                                       "perceive")
     values: dict[str, Any] | None = Field(default=None, description="state edits applied to "
                                           "the checkpoint before re-running (a fork)")
+    policy_version: int | None = Field(default=None, description="decide under this policy "
+                                       "version (see /v1/policies) instead of the active one")
 
 
 @router.post("/v1/runs/{run_id}/replay", response_model=RunOut, status_code=202,
@@ -224,10 +227,21 @@ def replay(run_id: RunId, caller: Approver, runner: RunnerDep, queue: QueueDep,
            body: ReplayIn | None = None) -> RunOut:
     owned_run(runner, run_id, caller.tenant_id)
     body = body or ReplayIn()
+    if body.policy_version is not None:
+        try:
+            version = runner.services.policy_store.get(body.policy_version)
+        except PolicyLoadError:
+            version = None
+        if version is None or version.tenant_id not in ("", caller.tenant_id):
+            raise ApiError(404, "not_found", f"no policy version {body.policy_version}",
+                           field="policy_version")
     try:
-        runner.fork(run_id, body.checkpoint_id, values=body.values, by=caller.id)
+        runner.fork(run_id, body.checkpoint_id, values=body.values, by=caller.id,
+                    policy_version=body.policy_version)
     except RunNotFound as exc:
         raise ApiError(404, "not_found", str(exc), field="checkpoint_id") from None
+    except PolicyLoadError as exc:
+        raise ApiError(422, "invalid_policy_version", str(exc), field="policy_version") from None
     except ValueError as exc:
         raise ApiError(422, "invalid_state", str(exc), field="values") from None
     queue.defer_advance(run_id)
