@@ -144,3 +144,47 @@ def stop_process(proc: Any, timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def no_ticks() -> str:
+    """`AUTOPILOT_SCHEDULES` pinning every autopilot's tick to 29 Feb at midnight, so no run
+    appears on its own in the middle of a test."""
+    import json
+
+    from graphs import autopilots
+
+    return json.dumps({graph: "0 0 29 2 *" for graph in autopilots()})
+
+
+def cli_ok(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """`autopilot ARGS` in a child process that must succeed; returns its stdout."""
+    import subprocess
+
+    done = subprocess.run(autopilot_argv(*args), env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def serve_api(env: dict[str, str], logs: Any, *extra: str) -> Any:
+    """Context manager: `autopilot api` on a free port (logs under `logs`); yields
+    (base URL, the process's stderr file) and stops it afterwards."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def serving() -> Any:
+        port = free_port()
+        before = set(logs.iterdir()) if logs.exists() else set()
+        proc = start_process(env, "api", "--port", str(port), *extra, logs=logs)
+        stderr = next(p for p in logs.iterdir() if p not in before and p.suffix == ".err")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_http(base, proc)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {stderr.read_text()}") from None
+            yield base, stderr
+        finally:
+            stop_process(proc)
+
+    return serving()

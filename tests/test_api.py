@@ -4,65 +4,37 @@ runs (with their ledger timeline), approvals and exceptions."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import TENANT, issue, pm_due
+from tests.helpers import TENANT, cli_ok, free_port, issue, no_ticks, pm_due, serve_api
 
 KEYS = {"k-acme": {"tenant": TENANT, "subject": "maria@acme.example", "roles": ["approver"]},
         "k-other": {"tenant": "other", "subject": "eve@other.example", "roles": ["viewer"]}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "autopilot", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture
-def server(sqlite_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+def server(sqlite_env: dict[str, str], tmp_path: Path
+           ) -> Iterator[tuple[str, dict[str, str]]]:
     env = {**sqlite_env, "AUTOPILOT_API_KEYS": json.dumps(KEYS),
-           "AUTOPILOT_SCHEDULES": json.dumps({"maintenance": "0 0 29 2 *"})}  # no tick mid-test
-    _cli(env, "seed")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "autopilot", "api", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the API did not start")
+           "AUTOPILOT_SCHEDULES": no_ticks()}
+    cli_ok(env, "seed")
+    with serve_api(env, tmp_path / "logs") as (base, _stderr):
         yield base, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_reads_are_authenticated_and_scoped_to_the_key_s_tenant(
         server: tuple[str, dict[str, str]]) -> None:
     base, env = server
-    leak = json.loads(_cli(env, "run", "maintenance", "--json", stdin=json.dumps(issue(1))))
-    heater = json.loads(_cli(env, "run", "maintenance", "--json", stdin=json.dumps(
+    leak = json.loads(cli_ok(env, "run", "maintenance", "--json", stdin=json.dumps(issue(1))))
+    heater = json.loads(cli_ok(env, "run", "maintenance", "--json", stdin=json.dumps(
         issue(2, unit="P-FLATBUSH-3B", text="Water heater is broken, no hot water."))))
-    _cli(env, "run", "maintenance", stdin=json.dumps(pm_due(3, "PM-GRAND-BOILER")))
+    cli_ok(env, "run", "maintenance", stdin=json.dumps(pm_due(3, "PM-GRAND-BOILER")))
     acme = {"Authorization": "Bearer k-acme"}
     other = {"Authorization": "Bearer k-other"}
 
@@ -96,7 +68,39 @@ def test_reads_are_authenticated_and_scoped_to_the_key_s_tenant(
 def test_bad_api_keys_setting_is_refused_with_the_field(sqlite_env: dict[str, str]) -> None:
     env = {**sqlite_env, "AUTOPILOT_API_KEYS": json.dumps({"k": {"subject": "x"}})}
     done = subprocess.run([sys.executable, "-m", "autopilot", "api", "--port",
-                           str(_free_port())], env=env, capture_output=True, text=True,
+                           str(free_port())], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "AUTOPILOT_API_KEYS" in done.stderr
     assert "tenant" in done.stderr
+
+
+def test_openapi_documents_every_endpoint_with_its_errors(sqlite_env: dict[str, str]) -> None:
+    """Every /v1 operation names its success schema, needs the bearer key, and documents the
+    error body; `POST /v1/events` has one envelope schema per event type."""
+    from api.app import create_app
+    from graphs import autopilots
+    from tests.conftest import make_settings
+
+    spec = create_app(make_settings(sqlite_env)).openapi()
+    schemas = spec["components"]["schemas"]
+    assert "ErrorResponse" in schemas
+    operations = [(path, method, op) for path, item in spec["paths"].items()
+                  if path.startswith("/v1/") for method, op in item.items()]
+    assert len(operations) >= 25
+    for path, method, op in operations:
+        where = f"{method.upper()} {path}"
+        ok = [code for code in op["responses"] if code.startswith("2")]
+        assert ok, where
+        assert any("content" in op["responses"][c] for c in ok) or op["responses"][ok[0]] \
+            .get("description"), where
+        assert op.get("security"), f"{where} is not authenticated"
+        for code in ("401", "403", "422"):
+            body = op["responses"].get(code, {}).get("content", {}).get("application/json", {})
+            assert body.get("schema", {}).get("$ref", "").endswith("/ErrorResponse"), \
+                f"{where} does not document {code}"
+    event_body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    types = {t for spec_ in autopilots().values() for t in spec_.event_types}
+    assert set(event_body["discriminator"]["mapping"]) == types
+    for ref in event_body["oneOf"]:
+        assert ref["$ref"].split("/")[-1] in schemas

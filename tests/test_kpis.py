@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -34,7 +30,16 @@ from autopilot.kpis import compute_kpis, percentile
 from autopilot.models import Approval, WorkOrder
 from autopilot.runtime import Runner
 from autopilot.seed import seed_tenant
-from tests.helpers import TENANT, approve_all, issue, pm_due, query_app_db
+from tests.helpers import (
+    TENANT,
+    approve_all,
+    cli_ok,
+    issue,
+    no_ticks,
+    pm_due,
+    query_app_db,
+    serve_api,
+)
 
 HEATER = "Water heater is broken, no hot water since yesterday."
 KEYS = {"k-view": {"tenant": TENANT, "subject": "ana@acme.example", "roles": ["viewer"]},
@@ -286,58 +291,26 @@ def test_two_apps_in_one_process_keep_separate_registries(runner: Runner) -> Non
 # ---------------------------------------------------------------------- real server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "autopilot", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture
 def server(sqlite_env: dict[str, str], tmp_path: Path
            ) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """`autopilot api` on SQLite with its stderr (the access log) in a file; the scheduler
-    is pinned to a tick that never comes (29 Feb, midnight) so no run appears on its own."""
+    """`autopilot api` on SQLite with its stderr (the access log) in a file; no scheduler
+    tick comes, so no run appears on its own."""
     env = {**sqlite_env, "AUTOPILOT_API_KEYS": json.dumps(KEYS),
-           "AUTOPILOT_SCHEDULES": json.dumps({"maintenance": "0 0 29 2 *"})}
-    _cli(env, "seed")
-    port = _free_port()
-    log = tmp_path / "api.stderr"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "autopilot", "api", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise AssertionError(f"the API exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError(f"the API did not start: {log.read_text()}")
-        yield base, env, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+           "AUTOPILOT_SCHEDULES": no_ticks()}
+    cli_ok(env, "seed")
+    with serve_api(env, tmp_path / "logs") as (base, stderr):
+        yield base, env, stderr
 
 
 @pytest.mark.slow
 def test_kpis_metrics_and_trace_ids_on_a_real_server(
         server: tuple[str, dict[str, str], Path]) -> None:
     base, env, log = server
-    _cli(env, "run", "maintenance", stdin=json.dumps(issue(1)))
-    heater = json.loads(_cli(env, "run", "maintenance", "--json", stdin=json.dumps(
+    cli_ok(env, "run", "maintenance", stdin=json.dumps(issue(1)))
+    heater = json.loads(cli_ok(env, "run", "maintenance", "--json", stdin=json.dumps(
         issue(2, unit="P-FLATBUSH-3B", text=HEATER))))
-    _cli(env, "run", "maintenance", stdin=json.dumps(pm_due(3, "PM-GRAND-BOILER")))
+    cli_ok(env, "run", "maintenance", stdin=json.dumps(pm_due(3, "PM-GRAND-BOILER")))
 
     trace = "kpi-e2e-" + "0" * 8
     got = httpx.get(f"{base}/v1/kpis", headers={**VIEW, "X-Trace-Id": trace})
@@ -367,7 +340,7 @@ def test_kpis_metrics_and_trace_ids_on_a_real_server(
                    status="200") == 2
 
     # Approved elsewhere (the CLI, another process): the next scrape already shows it.
-    _cli(env, "approve", heater["thread_id"])
+    cli_ok(env, "approve", heater["thread_id"])
     text = httpx.get(f"{base}/metrics").text
     assert _sample(text, "autopilot_approvals_pending", graph="maintenance") == 0
     assert _sample(text, "autopilot_runs", graph="maintenance", status="completed") == 2

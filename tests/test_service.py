@@ -22,6 +22,7 @@ from tests.helpers import (
     TENANT,
     free_port,
     issue,
+    no_ticks,
     query_app_db,
     run_cli,
     start_process,
@@ -64,8 +65,7 @@ def run_status(base: str, run_id: str, *wanted: str) -> Callable[[], Any]:
 @pytest.fixture
 def service_env(tmp_path: Path) -> Callable[[dict[str, str]], dict[str, str]]:
     def make(env: dict[str, str]) -> dict[str, str]:
-        env = {"AUTOPILOT_SCHEDULES": json.dumps({"maintenance": "0 0 29 2 *"}),  # no tick
-               **env, "AUTOPILOT_API_KEYS": json.dumps(KEYS),
+        env = {"AUTOPILOT_SCHEDULES": no_ticks(), **env, "AUTOPILOT_API_KEYS": json.dumps(KEYS),
                "AGENT_JOB_POLL_INTERVAL_MS": "100", "AGENT_JOB_STALE_TIMEOUT_MS": "3000",
                "AUTOPILOT_JOB_RETRY_WAIT": "0"}
         run_cli(env, "seed")  # migrates and seeds the tenant
