@@ -183,7 +183,9 @@ def _behind(engine: Engine, revision: str | None) -> str:
     if revision is None:
         return "empty database: run `autopilot db upgrade`"
     try:
-        ScriptDirectory.from_config(alembic_config(engine)).get_revision(revision)
+        script = ScriptDirectory.from_config(alembic_config(engine))
+        for part in revision.split("+"):  # one per migration branch
+            script.get_revision(part)
     except CommandError:
         return (f"revision {revision} is unknown to this code (a newer release migrated "
                 "this database): run that release, not an upgrade")

@@ -63,7 +63,7 @@ def migrate(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
             try:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, "heads")
                 conn.commit()
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
@@ -71,7 +71,7 @@ def migrate(engine: Engine) -> None:
     else:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
 
 
 class SchemaOutdated(RuntimeError):
@@ -79,14 +79,16 @@ class SchemaOutdated(RuntimeError):
 
 
 def schema_revision(engine: Engine) -> tuple[str | None, str]:
-    """(the database's Alembic revision or None, the newest revision this code knows)."""
+    """(the database's Alembic revision(s) or None, the newest this code knows). Autopilots
+    may add their tables on their own migration branch, so both sides can be several heads,
+    written joined by `+`."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    heads = ScriptDirectory.from_config(alembic_config(engine)).get_heads()
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return current, str(head)
+        current = MigrationContext.configure(conn).get_current_heads()
+    return ("+".join(sorted(current)) or None), "+".join(sorted(heads))
 
 
 def check_schema(engine: Engine) -> None:

@@ -7,13 +7,13 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.auth import KeyGrant, create_key, hash_key
 from autopilot.config import Settings
 from autopilot.db import Database, migrate
 from autopilot.demo import demo_triggers
-from autopilot.models import ApiKey, Property
+from autopilot.models import ApiKey
 from autopilot.seed import seed_tenant
 
 
@@ -28,11 +28,7 @@ def prepare_dev_service(settings: Settings) -> str:
         finally:
             owner.dispose()
         tenant = settings.tenant_id
-        with db.session(tenant) as s:
-            seeded = s.scalar(select(func.count()).select_from(Property)
-                              .where(Property.tenant_id == tenant))
-        if not seeded:
-            seed_tenant(db, tenant)
+        seed_tenant(db, tenant)  # idempotent: only what is missing
         path = settings.data_dir / "dev-api-key"
         if path.exists():
             key = path.read_text().strip()

@@ -53,8 +53,20 @@ VENDORS = [
 
 
 def seed_tenant(db: Database, tenant_id: str, now: datetime | None = None) -> bool:
-    """Seed the sandbox for `tenant_id`; returns False if it was already seeded."""
+    """Seed the sandbox for `tenant_id`: the shared property data, then each autopilot's own
+    (`AutopilotSpec.seed`). Returns False if everything was already seeded."""
+    from graphs import autopilots
+
     now = now or datetime.now(UTC)
+    seeded = _seed_properties(db, tenant_id, now)
+    for spec in autopilots().values():
+        if spec.seed is not None:
+            with db.session(tenant_id) as s:
+                seeded = spec.seed(s, tenant_id, now) or seeded
+    return seeded
+
+
+def _seed_properties(db: Database, tenant_id: str, now: datetime) -> bool:
     with db.session(tenant_id) as s:
         if s.scalar(select(Property.id).where(Property.tenant_id == tenant_id).limit(1)):
             return False

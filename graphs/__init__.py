@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from functools import lru_cache
+
 from graphs.spine import AutopilotSpec, build_graph
 
 
@@ -14,10 +17,30 @@ class UnknownGraphError(KeyError):
         return f"unknown graph {self.name!r}; available: {', '.join(sorted(autopilots()))}"
 
 
-def autopilots() -> dict[str, AutopilotSpec]:
-    from graphs.maintenance import SPEC as maintenance
+@lru_cache(maxsize=1)
+def _discover() -> tuple[AutopilotSpec, ...]:
+    """Every subpackage of `graphs` with a `SPEC` is an autopilot: adding one is adding a
+    package, with no registry to edit."""
+    import pkgutil
 
-    return {maintenance.name: maintenance}
+    import graphs
+
+    specs = []
+    for info in sorted(pkgutil.iter_modules(graphs.__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(f"graphs.{info.name}")
+        spec = getattr(module, "SPEC", None)
+        if isinstance(spec, AutopilotSpec):
+            if spec.name != info.name:
+                raise RuntimeError(f"graphs/{info.name}: SPEC.name is {spec.name!r}; it must "
+                                   "match the package name")
+            specs.append(spec)
+    return tuple(specs)
+
+
+def autopilots() -> dict[str, AutopilotSpec]:
+    return {spec.name: spec for spec in _discover()}
 
 
 def get_spec(name: str) -> AutopilotSpec:

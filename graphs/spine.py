@@ -112,6 +112,11 @@ DedupeFn = Callable[[TriggerEnvelope, BaseModel], tuple[str, str]]
 # Scheduled trigger detection: (all-tenant session, since (None: everything), until) -> raw
 # trigger events. Set-based SQL over indexed columns, limited to what changed in the window.
 DetectFn = Callable[[Session, datetime | None, datetime], list[dict[str, Any]]]
+# Sandbox data for one tenant: (session in that tenant, tenant id, now) -> True if it seeded
+# anything. Must be idempotent (check its own rows first).
+SeedFn = Callable[[Session, str, datetime], bool]
+# Demo triggers: (tenant id, now) -> [(what this shows, raw trigger event)].
+DemoFn = Callable[[str, datetime], list[tuple[str, dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ class AutopilotSpec:
     plan: PlanFn
     detect: DetectFn | None = None
     schedule: str = "0 * * * *"  # the scheduler tick (cron); AUTOPILOT_SCHEDULES overrides
+    seed: SeedFn | None = None  # its sandbox data (the shared property data is always seeded)
+    demo: DemoFn | None = None  # what `autopilot demo` fires for it
 
 
 def _services(runtime: Runtime[RunContext] | None) -> Services:
@@ -611,7 +618,8 @@ def _decide(services: Services, graph: str, state: AutopilotState, p: Proposal,
                                 args=p.args, run_facts=state.get("run_facts", {}), stage=stage,
                                 approved=p.status == "approved", grounded=p.grounded,
                                 trace_id=_trace(state), counts=not replaying,
-                                policy_version=getattr(ctx, "policy_version", None))
+                                policy_version=getattr(ctx, "policy_version", None),
+                                confidence=p.confidence)
 
 
 @lru_cache(maxsize=256)

@@ -34,6 +34,8 @@ from policy.schema import PolicyLoadError, build_schema, cedar_dump, validate_bu
 
 POLICY_DIR = Path(__file__).parent / "policies"
 DEFAULTS_FILE = Path(__file__).parent / "defaults.json"
+# Each autopilot may keep its condition data in its own fragment, merged into the defaults.
+DEFAULTS_DIR = Path(__file__).parent / "defaults.d"
 
 # Reason codes the engine itself emits (the others are the @id of Cedar policies).
 POLICY_ERROR = "POLICY_ERROR"
@@ -73,6 +75,12 @@ class ActionFacts(BaseModel):
     minutes_since_start: int | None = None  # bookings: minutes since a missed appointment began
     days_until_due: int | None = None  # compliance: negative when overdue
     attempt: int = Field(default=0, ge=0)  # retries of the same action so far
+    # Generic facts a tool's `policy_facts` may set from its arguments:
+    recipients: int | None = Field(default=None, ge=0)  # people or endpoints a message reaches
+    external: bool = False  # reaches someone outside the tenant (customer, vendor, public)
+    risk_score: int | None = Field(default=None, ge=0, le=100)  # the tool's risk model, 0-100
+    # Set by the gate from the proposal (Cedar has no floats): the planner's confidence, 0-100.
+    confidence_pct: int | None = Field(default=None, ge=0, le=100)
     # Set by the gate from the spine's grounding check, not by the tool: does the proposal
     # cite evidence this run captured?
     grounded: bool = True
@@ -241,6 +249,9 @@ class PolicyBundle(BaseModel):
         files = sorted(policy_dir.glob("*.cedar"))
         cedar = "\n".join(f"// file: {f.name}\n{f.read_text()}" for f in files)
         config = json.loads(config_file.read_text())
+        if config_file == DEFAULTS_FILE:
+            for fragment in sorted(DEFAULTS_DIR.glob("*.json")):
+                merge_fragment(config, json.loads(fragment.read_text()), fragment.name)
         digest = hashlib.sha256(
             (cedar + json.dumps(config, sort_keys=True)).encode()
         ).hexdigest()[:12]
@@ -248,6 +259,22 @@ class PolicyBundle(BaseModel):
 
     def limits(self) -> dict[str, Any]:
         return limits_from_config(self.config)
+
+
+def merge_fragment(into: dict[str, Any], fragment: dict[str, Any], where: str,
+                   path: str = "") -> None:
+    """Deep-merge an autopilot's condition data into the defaults; two files setting the same
+    leaf is an error (no silent override between autopilots)."""
+    for key, value in fragment.items():
+        here = f"{path}.{key}" if path else key
+        if key == "_doc":
+            continue
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge_fragment(into[key], value, where, here)
+        elif key in into:
+            raise PolicyLoadError([f"{where}: {here} is already set by another file"])
+        else:
+            into[key] = value
 
 
 class PolicyEngine:

@@ -141,7 +141,8 @@ class PolicyGate:
     def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
                args: dict[str, Any], run_facts: dict[str, Any], stage: str,
                approved: bool = False, grounded: bool = True, trace_id: str = "",
-               counts: bool = True, policy_version: int | None = None) -> PolicyDecision:
+               counts: bool = True, policy_version: int | None = None,
+               confidence: float | None = None) -> PolicyDecision:
         """Gate one real call and record the decision (and the shadow's).
 
         Usage counting, evaluation and the record share one transaction under the tenant's
@@ -159,6 +160,8 @@ class PolicyGate:
             request = self.request(graph=graph, tenant_id=tenant_id, tool=tool, args=args,
                                    run_facts=run_facts)
             request.facts.grounded = grounded
+            if confidence is not None:
+                request.facts.confidence_pct = max(0, min(100, round(confidence * 100)))
         except (ValidationError, ToolError) as exc:
             decision = self._error(f"could not compute policy facts: {exc}", "unevaluated")
         else:
