@@ -89,7 +89,8 @@ class Runner:
     def graph(self, name: str) -> Any:
         if name not in self._compiled:
             builder = build_graph(get_spec(name), self.services.settings)
-            self._compiled[name] = builder.compile(checkpointer=self.checkpointer)
+            self._compiled[name] = builder.compile(checkpointer=self.checkpointer,
+                                                   store=self.services.memory.store)
         return self._compiled[name]
 
     @staticmethod

@@ -12,6 +12,7 @@ from autopilot.evidence import EvidenceStore
 from autopilot.killswitch import KillSwitch
 from autopilot.ledger import Ledger
 from autopilot.logs import configure_logging
+from autopilot.memory import MemoryBackend
 from policy.engine import PolicyEngine
 from policy.gate import PolicyGate
 from policy.store import PolicyStore
@@ -32,6 +33,7 @@ class Services:
     ledger: Ledger
     kill_switch: KillSwitch
     evidence: EvidenceStore
+    memory: MemoryBackend
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, run_migrations: bool = True) -> Services:
@@ -64,19 +66,22 @@ class Services:
             return dict(store.engine_for(tenant_id).config.get("budgets", DEFAULT_BUDGETS))
 
         gateway = ToolGateway(db, registry, faults, ledger, budgets)
+        memory = MemoryBackend(settings)
+        gateway.memory = memory.store
         switch = KillSwitch(db, ledger, settings.autonomy_enabled)
         pinned = settings.policy_time
         gate = PolicyGate(db, registry, gateway, store, ledger, switch,
                           clock=(lambda: pinned) if pinned is not None else None)
         return cls(settings=settings, db=db, registry=registry, gateway=gateway,
                    policy_store=store, gate=gate, ledger=ledger, kill_switch=switch,
-                   evidence=EvidenceStore(db, ledger))
+                   evidence=EvidenceStore(db, ledger), memory=memory)
 
     def policy_for(self, tenant_id: str) -> PolicyEngine:
         """The engine for the tenant's active policy versions (global + tenant overlay)."""
         return self.policy_store.engine_for(tenant_id)
 
     def close(self) -> None:
+        self.memory.close()
         self.db.dispose()
 
 

@@ -12,6 +12,7 @@ from autopilot.models import BidRequest, FollowUp, PMSchedule, Vendor, WorkOrder
 from autopilot.runtime import Runner
 from graphs.maintenance.classify import triage
 from tests.helpers import TENANT, approve_all, issue, pm_due
+from tools.gateway import Principal
 
 
 def event(n: int, event_type: str, payload: dict[str, Any],
@@ -81,8 +82,8 @@ def test_incident_from_staff_with_category(runner: Runner) -> None:
     assert work_order(runner, "incident:INC-1").category == "ELECTRICAL"
 
 
-def _dispatched(runner: Runner, n: int) -> WorkOrder:
-    runner.submit("maintenance", issue(n))
+def _dispatched(runner: Runner, n: int, unit: str = "P-GRAND-2B") -> WorkOrder:
+    runner.submit("maintenance", issue(n, unit=unit))
     return work_order(runner, f"msg:MSG-{n}")
 
 
@@ -104,7 +105,7 @@ def test_close_out_with_satisfaction_ping_and_review_prompt(runner: Runner) -> N
         "work_order_id": wo.id, "final_cost": 230, "resolution": "replaced trap and washer"}))
     assert view.status == "completed"
     assert [p["tool"] for p in view.values["proposals"]] == [
-        "close_work_order", "send_resident_message", "schedule_follow_up"]
+        "close_work_order", "send_resident_message", "schedule_follow_up", "remember"]
     with runner.services.db.session(ALL_TENANTS) as s:
         assert s.get(WorkOrder, (TENANT, wo.id)).status == "CLOSED"
         assert s.get(Vendor, (TENANT, wo.vendor_id)).open_work_orders == load - 1
@@ -131,3 +132,25 @@ def test_closing_a_pm_work_order_advances_the_schedule(runner: Runner) -> None:
         assert pm.last_completed_at is not None
         assert pm.next_due_at > datetime.now(UTC).replace(tzinfo=pm.next_due_at.tzinfo) + \
             timedelta(days=80)
+
+
+def test_vendor_performance_is_learned_at_close_out_and_used_at_dispatch(
+        runner: Runner) -> None:
+    """Scoped memory (seed 001 2.4): each close-out records how the vendor did, through the
+    gated `remember` tool; the next dispatch reads it and passes over a vendor that keeps
+    finishing late."""
+    first = _dispatched(runner, 90)
+    vendor = first.vendor_id
+    late = datetime.now(UTC) + timedelta(days=30)  # long after the SLA
+    for n, wo in ((91, first), (93, _dispatched(runner, 92, unit="P-ASTORIA-2A"))):
+        assert wo.vendor_id == vendor
+        done = runner.submit("maintenance", event(n, "work_completed", {
+            "work_order_id": wo.id, "final_cost": 200, "resolution": "fixed"}, at=late))
+        assert done.status == "completed"
+    memory = runner.services.gateway.read(
+        Principal.autopilot("maintenance", TENANT), "recall_memory",
+        {"scope": "vendor", "scope_id": vendor, "key": "performance"})
+    assert memory["value"] == {"jobs": 2, "late": 2, "over_budget": 0,
+                               "last_work_order": wo.id}
+    nxt = _dispatched(runner, 94, unit="P-FLATBUSH-1A")
+    assert nxt.vendor_id not in (None, vendor)  # two late jobs of two: the runner-up gets it

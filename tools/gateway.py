@@ -116,6 +116,7 @@ class ToolGateway:
         self.faults = faults
         self.ledger = ledger
         self.budgets_for = budgets_for or (lambda tenant: DEFAULT_BUDGETS)
+        self.memory: Any = None  # the scoped-memory store, set by Services (autopilot/memory.py)
 
     # ------------------------------------------------------------------ helpers
 
@@ -234,7 +235,8 @@ class ToolGateway:
             with self.db.session(principal.tenant_id) as session:
                 self._statement_timeout(session, spec)
                 ctx = ToolContext(session=session, tenant_id=principal.tenant_id,
-                                  now=datetime.now(UTC), thread_id=thread_id or None)
+                                  now=datetime.now(UTC), thread_id=thread_id or None,
+                                  memory=self.memory)
                 out = self._output(name, spec.handler(ctx, parsed))
                 if session.new or session.dirty or session.deleted:
                     raise PermanentToolError(name, "a read tool tried to change data")
@@ -335,7 +337,7 @@ class ToolGateway:
                 self.faults.before_call(name)
                 ctx = ToolContext(session=session, tenant_id=principal.tenant_id,
                                   now=datetime.now(UTC), thread_id=thread_id,
-                                  idempotency_key=key)
+                                  idempotency_key=key, memory=self.memory)
                 output = self._output(name, spec.handler(ctx, parsed))
                 session.add(ToolCall(idempotency_key=key, tenant_id=principal.tenant_id,
                                      thread_id=thread_id, action_id=action_id, tool=name,

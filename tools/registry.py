@@ -95,6 +95,7 @@ class ToolContext:
     now: datetime
     thread_id: str | None = None
     idempotency_key: str | None = None
+    memory: Any = None  # the LangGraph store (autopilot/memory.py), for the memory tools
 
 
 Handler = Callable[[ToolContext, Any], BaseModel]
@@ -117,6 +118,8 @@ class Preview:
     - `sets`: record field -> argument it takes; `fixed`: record field -> value the call
       always sets (`status: DISPATCHED`); `appends`: list field -> argument appended to it.
       On an update, an argument left at None changes nothing.
+    - `also_read`: further arguments passed to `read_tool` under the same name (a record
+      addressed by more than one argument, e.g. a memory entry's scope and key).
     - `money`: arguments that commit money; `notifies`: argument -> kind of whom it notifies
       (`resident_id: resident`); `touches`: argument -> kind of other records it changes.
       An argument may hold one id or a list of ids.
@@ -127,6 +130,7 @@ class Preview:
     key: str
     read_arg: str | None = None
     creates: bool = False
+    also_read: tuple[str, ...] = ()
     sets: Mapping[str, str] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     appends: Mapping[str, str] = field(default_factory=dict)
@@ -136,12 +140,13 @@ class Preview:
 
     def arg_names(self) -> set[str]:
         """Every argument the declaration names (checked against the input model)."""
-        return {self.key, *self.sets.values(), *self.appends.values(), *self.money,
-                *self.notifies, *self.touches}
+        return {self.key, *self.also_read, *self.sets.values(), *self.appends.values(),
+                *self.money, *self.notifies, *self.touches}
 
     def read_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments of `read_tool` that fetch the record this call changes."""
-        return {self.read_arg or self.key: args.get(self.key)}
+        return {self.read_arg or self.key: args.get(self.key),
+                **{name: args.get(name) for name in self.also_read}}
 
     def proposed(self, args: Mapping[str, Any],
                  before: Mapping[str, Any] | None) -> dict[str, Any]:

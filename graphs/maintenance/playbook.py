@@ -89,10 +89,26 @@ def perceive(io: NodeIO, envelope: TriggerEnvelope, payload: BaseModel) -> Perce
     wo = io.read("get_work_order", work_order_id=payload.work_order_id)
     unit = io.read("get_unit_context", unit_id=wo["unit_id"]) if wo["unit_id"] else None
     kind = "sla_check" if isinstance(payload, SLACheck) else "completed"
-    return Perception(
-        {"kind": kind, "work_order": wo, "unit": unit},
-        [{"ref": f"work_order:{wo['id']}", "source": "sandbox",
-          "summary": f"{wo['title']} [{wo['status']}], SLA due {wo['sla_due_at']}"}])
+    evidence = [{"ref": f"work_order:{wo['id']}", "source": "sandbox",
+                 "summary": f"{wo['title']} [{wo['status']}], SLA due {wo['sla_due_at']}"}]
+    memory = None
+    if kind == "completed" and wo["vendor_id"]:
+        memory = _vendor_memory(io, wo["vendor_id"])
+        evidence.append({"ref": f"memory:vendor:{wo['vendor_id']}", "source": "memory",
+                         "summary": f"{wo['vendor_id']} so far: {_perf_line(memory)}"})
+    return Perception({"kind": kind, "work_order": wo, "unit": unit,
+                       "vendor_memory": memory}, evidence)
+
+
+def _vendor_memory(io: NodeIO, vendor_id: str) -> dict[str, Any]:
+    """What earlier close-outs taught us about a vendor (scoped memory, seed 001 2.4)."""
+    out = io.read("recall_memory", scope="vendor", scope_id=vendor_id, key="performance")
+    return out["value"] or {"jobs": 0, "late": 0, "over_budget": 0}
+
+
+def _perf_line(perf: dict[str, Any]) -> str:
+    return (f"{perf['jobs']} jobs closed, {perf['late']} after their SLA, "
+            f"{perf['over_budget']} over the not-to-exceed")
 
 
 # --------------------------------------------------------------------------- plan
@@ -113,11 +129,18 @@ def plan(io: NodeIO, envelope: TriggerEnvelope, payload: BaseModel,
 
 
 def _rank_vendors(io: NodeIO, category: str, emergency: bool) -> list[dict[str, Any]]:
-    """Vendors for the trade with room under the policy cap, best historical score first."""
+    """Vendors for the trade with room under the policy cap, best score first, where what we
+    learned closing their jobs (late, over budget) lowers the score of the front-runners."""
     cap = io.policy_limits["max_open_per_vendor"]
     vendors = io.read("list_vendors", category=category, emergency_only=emergency)["vendors"]
-    open_ = [v for v in vendors if v["open_work_orders"] < cap]
-    return sorted(open_, key=lambda v: (-v["score"], v["open_work_orders"], v["hourly_rate"]))
+    open_ = sorted((v for v in vendors if v["open_work_orders"] < cap),
+                   key=lambda v: (-v["score"], v["open_work_orders"], v["hourly_rate"]))
+    for v in open_[:3]:
+        perf = _vendor_memory(io, v["id"])
+        misses = perf["late"] + perf["over_budget"]
+        v["learned_penalty"] = round(misses / perf["jobs"], 2) if perf["jobs"] >= 2 else 0.0
+    return sorted(open_, key=lambda v: (-(v["score"] - v.get("learned_penalty", 0.0)),
+                                        v["open_work_orders"], v["hourly_rate"]))
 
 
 def _nte(amount: float) -> float:
@@ -398,8 +421,35 @@ def _plan_close_out(io: NodeIO, env: TriggerEnvelope, payload: WorkCompleted,
                               expect={"direction": "out"})))
     proposals.append(_follow_up(io, wo["id"], "satisfaction",
                                 env.occurred_at + timedelta(days=3), ["close_wo"], refs))
+    if wo["vendor_id"] and ctx.get("vendor_memory") is not None:
+        proposals.append(_learn_vendor(wo, ctx["vendor_memory"], over, env.occurred_at, refs))
     return PlanResult(proposals=proposals, run_facts=facts,
                       summary=f"Close out {wo['id']}: {payload.resolution}")
+
+
+def _learn_vendor(wo: dict[str, Any], perf: dict[str, Any], over: bool, done_at: datetime,
+                  refs: list[str]) -> Proposal:
+    """Remember how the vendor did on this job: the next dispatch reads it."""
+    due = wo["sla_due_at"]
+    late = due is not None and done_at > datetime.fromisoformat(str(due))
+    value = {"jobs": perf["jobs"] + 1, "late": perf["late"] + int(late),
+             "over_budget": perf["over_budget"] + int(over), "last_work_order": wo["id"]}
+    return Proposal(
+        action_id="learn_vendor", tool="remember",
+        args={"scope": "vendor", "scope_id": wo["vendor_id"], "key": "performance",
+              "value": value, "reason": f"close-out of {wo['id']}"
+                                        + (" (after its SLA)" if late else "")
+                                        + (" (over the not-to-exceed)" if over else "")},
+        description=f"Remember {wo['vendor_id']}'s record: {_perf_line(value)}",
+        confidence=0.95, reasoning="Vendor performance is learned from each close-out "
+                                   "(seed 001 memory: vendor performance).",
+        evidence_refs=refs, expected_outcome="The vendor's record includes this job",
+        rollback_plan=f"Remember the previous record: {_perf_line(perf)}",
+        depends_on=["close_wo"],
+        verify=VerifySpec(tool="recall_memory", args={"scope": "vendor",
+                                                      "scope_id": wo["vendor_id"],
+                                                      "key": "performance"},
+                          expect={"value": value}))
 
 
 def _title(tri: Triage, text: str) -> str:
