@@ -14,6 +14,7 @@ from rich.table import Table
 from autopilot.display import approvals_table, run_panel
 from autopilot.runtime import Runner
 from autopilot.seed import seed_tenant
+from graphs import autopilots
 from policy.conditions import time_facts
 
 
@@ -85,6 +86,16 @@ def run_demo(runner: Runner, out: Console, tenant: str | None = None) -> None:
                              reviewer="maria.manager@acme.example")
         timings.append(("Gas smell after approval", view, time.perf_counter() - t0))
         out.print(run_panel(view, title="Gas smell: approved and finished"))
+
+    for name, spec in autopilots().items():
+        if name == "maintenance" or spec.demo is None:
+            continue
+        out.print(Rule(f"[bold]{name}[/bold] autopilot: {spec.description}"))
+        for title, event in spec.demo(tenant, datetime.now(UTC)):
+            t0 = time.perf_counter()
+            view = runner.submit(name, event)
+            timings.append((f"{name}: {title}", view, time.perf_counter() - t0))
+            out.print(run_panel(view, title=f"{name}: {title}"))
 
     table = Table(title="Runs in this demo")
     for col in ("trigger", "run", "status", "seconds"):

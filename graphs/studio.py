@@ -5,6 +5,11 @@ with SQLite/Postgres. Nodes without a runtime context use services from the envi
 (AUTOPILOT_DATA_DIR / DATABASE_URL), so run `autopilot seed` against the same settings first.
 """
 
-from graphs import build_graph, get_spec
+from typing import Any
 
-maintenance = build_graph(get_spec("maintenance"))
+from graphs import autopilots, build_graph
+
+# One uncompiled builder per autopilot, as module attributes named after it (langgraph.json
+# points at `./graphs/studio.py:<name>`).
+BUILDERS: dict[str, Any] = {name: build_graph(spec) for name, spec in autopilots().items()}
+globals().update(BUILDERS)
