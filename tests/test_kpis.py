@@ -128,9 +128,9 @@ def assert_mix_kpis(k: dict[str, Any]) -> None:
                                    "missed": 1, "pending": 1}
     assert k["cost_per_resolved_work_order"] == {"resolved_work_orders": 1,
                                                  "total_cost": 230.0, "value": 230.0}
-    # gate decisions on distinct actions: leak 4 + heater 4 + pest 3 + boiler 3 + close 3;
-    # only the boiler's dispatch was blocked
-    assert k["blocked_actions"] == {"numerator": 1, "denominator": 17, "rate": 1 / 17}
+    # gate decisions on distinct actions: leak 4 + heater 4 + pest 3 + boiler 3 + close 4
+    # (with the vendor's record remembered); only the boiler's dispatch was blocked
+    assert k["blocked_actions"] == {"numerator": 1, "denominator": 18, "rate": 1 / 18}
     # every run but the held boiler wrote something
     assert k["signal_to_action"] == {"numerator": 4, "denominator": 5, "rate": 0.8}
 
