@@ -84,6 +84,9 @@ class ActionFacts(BaseModel):
     # Set by the gate from the spine's grounding check, not by the tool: does the proposal
     # cite evidence this run captured?
     grounded: bool = True
+    # Set by the gate from policy/drift.py, not by the tool: this action type (autopilot, tool)
+    # was downgraded to L1 (suggest only) after failed verifications or rejections.
+    downgraded: bool = False
 
 
 class RunFacts(BaseModel):

@@ -29,6 +29,7 @@ from autopilot.killswitch import KillSwitch
 from autopilot.ledger import Ledger
 from autopilot.models import PolicyDecisionRecord, Property
 from autopilot.privacy import redact
+from policy import drift
 from policy.engine import (
     POLICY_ERROR,
     ActionFacts,
@@ -136,6 +137,9 @@ class PolicyGate:
         if req.tool.kind == "write":
             with self.db.session(tenant_id) as s:
                 req.usage = self._usage(s, engine, tenant_id, tool, "", "")
+                req.facts.downgraded = req.facts.downgraded or drift.downgraded(
+                    s, engine.config, tenant_id=tenant_id, graph=graph, tool=tool,
+                    record=False)
         return req, engine.evaluate(req)
 
     def decide(self, *, graph: str, tenant_id: str, thread_id: str, action_id: str, tool: str,
@@ -182,6 +186,11 @@ class PolicyGate:
                         s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                                   {"k": f"policy-window:{tenant_id}"})
                     request.usage = self._usage(s, engine, tenant_id, tool, thread_id, action_id)
+                    # Drift (policy/drift.py): an action type that kept failing verification or
+                    # being rejected is held for a person until an admin resets it.
+                    request.facts.downgraded = drift.downgraded(
+                        s, engine.config, tenant_id=tenant_id, graph=graph, tool=tool,
+                        ledger=self.ledger)
                 decision = engine.evaluate(request)
             assert decision is not None
             shadow = shadow_engine.evaluate(request) if (
