@@ -145,3 +145,42 @@ def on(
 ) -> None:
     """Allow autonomous writes again (within policy)."""
     _flip(True, tenant, everywhere, by, reason)
+
+
+@autonomy_app.command("drift")
+def drift_list(
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+    include_reset: Annotated[bool, typer.Option("--all", help="include reset ones")] = False,
+) -> None:
+    """Action types downgraded to L1 by drift (failed verifications or rejections)."""
+    from policy import drift
+
+    with _services() as services:
+        rows = [drift.describe(r) for r in drift.list_downgrades(
+            services.db, tenant, include_reset=include_reset)]
+    if not rows:
+        out.print("No action type is downgraded.")
+    for r in rows:
+        out.print(f"{r['tenant_id']} {r['graph']}/{r['tool']}: {r['from_level']} -> "
+                  f"{r['to_level']} ({r['reason']})")
+
+
+@autonomy_app.command("restore")
+def drift_restore(
+    graph: Annotated[str, typer.Argument(help="autopilot")],
+    tool: Annotated[str, typer.Argument(help="tool")],
+    by: Annotated[str, typer.Option("--as", help="who restores it")],
+    tenant: Annotated[str | None, typer.Option(help="tenant (default: configured)")] = None,
+    note: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Give a downgraded action type its configured level back (ledgered)."""
+    from policy import drift
+
+    with _services() as services:
+        who = tenant or services.settings.tenant_id
+        try:
+            drift.reset(services.db, services.ledger, tenant_id=who, graph=graph, tool=tool,
+                        by=by, note=note)
+        except drift.DriftError as exc:
+            raise fail(str(exc)) from None
+    out.print(f"{graph}/{tool} is back at its configured level for {who}")

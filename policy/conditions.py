@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -86,6 +87,52 @@ def limits_from_config(config: dict[str, Any]) -> dict[str, Any]:
     if out["window_minutes"] <= 0:
         raise PolicyLoadError(["windows.minutes: must be positive"])
     _check_budgets(_section(config, "budgets"))
+    out.update(custom_limits(config, set(out)))
+    return out
+
+
+LIMIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+FRAGMENTS_DIR = Path(__file__).parent / "defaults.d"
+
+
+def shipped_limits() -> dict[str, Any]:
+    """The `limits` the shipped fragments (`policy/defaults.d/*.json`) declare: the defaults
+    of custom limits, as the code defaults are for built-in ones, so a policy that reads one
+    never meets a config without it."""
+    out: dict[str, Any] = {}
+    for fragment in sorted(FRAGMENTS_DIR.glob("*.json")):
+        try:
+            section = json.loads(fragment.read_text()).get("limits", {})
+        except (OSError, ValueError, AttributeError) as exc:
+            raise PolicyLoadError([f"{fragment.name}: {exc}"]) from None
+        out.update(section if isinstance(section, dict) else {})
+    return out
+
+
+def custom_limits(config: dict[str, Any], builtin: set[str]) -> dict[str, Any]:
+    """The `limits` section: thresholds an autopilot adds for its own policies (in its
+    `policy/defaults.d/<name>.json`), read as `context.limits.<name>`; a config may override
+    them and falls back to the shipped values. Flat, so fragments merge key by key; each value
+    is a whole number, a boolean, a string or a list of strings (Cedar has no floats), and no
+    name may shadow a built-in limit."""
+    problems: list[str] = []
+    out: dict[str, Any] = {}
+    for name, value in {**shipped_limits(), **_section(config, "limits")}.items():
+        where = f"limits.{name}"
+        if name == "_doc":
+            continue
+        if not LIMIT_NAME.match(name):
+            problems.append(f"{where}: a limit name is lower_snake_case")
+        elif name in builtin:
+            problems.append(f"{where}: shadows a built-in limit")
+        elif not (isinstance(value, bool | int | str) or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            problems.append(f"{where}: must be a whole number, boolean, string or list of "
+                            "strings")
+        else:
+            out[name] = value
+    if problems:
+        raise PolicyLoadError(problems)
     return out
 
 

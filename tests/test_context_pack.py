@@ -223,7 +223,8 @@ def test_every_write_tool_declares_a_preview_its_read_tool_can_back() -> None:
         assert (preview.read_arg or preview.key) in read.input_model.model_fields
         fields = {*preview.sets, *preview.fixed, *preview.appends}
         assert fields <= set(read.output_model.model_fields), name
-    assert registry.catalogue()["tools"][0]["preview"]["record"] == "work_order"
+    described = {t["name"]: t for t in registry.catalogue()["tools"]}
+    assert described["close_work_order"]["preview"]["record"] == "work_order"
 
 
 def test_update_preview_leaves_unset_arguments_alone_and_appends_notes() -> None:

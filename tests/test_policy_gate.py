@@ -192,8 +192,9 @@ def test_rules_resolve_by_priority_then_scope(runner: Runner) -> None:
                           cost_class="CHEAP", risk="LOW")
 
     def decide(tenant: str) -> str:
-        d = store.engine_for(tenant).evaluate(PolicyRequest(
-            graph="bookings", tenant_id=tenant, tool=follow_up, level_override=4))
+        d = store.engine_for(tenant).evaluate(PolicyRequest(  # at 14:00 in New York
+            graph="bookings", tenant_id=tenant, tool=follow_up, level_override=4,
+            at=datetime(2026, 11, 18, 19, 0, tzinfo=UTC)))
         return f"{d.outcome.value} {','.join(d.reasons)}"
 
     # Same priority as the seeded deny: the narrower (tenant) scope wins, for that tenant only.
