@@ -342,6 +342,14 @@ def widening(broader: dict[str, Any], merged: dict[str, Any]) -> list[str]:
         capped(f"budgets.perTool.{tool}")
     problems += _autonomy_widening(get(broader, "autonomy", {}) or {},
                                    get(merged, "autonomy", {}) or {})
+    # An autopilot's own thresholds (`limits`) and drift rules have no known direction (a
+    # higher number may be stricter or looser), so only the global policy may change them.
+    for section in ("limits", "drift"):
+        b, m = get(broader, section, {}) or {}, get(merged, section, {}) or {}
+        changed = sorted(k for k in set(b) | set(m) if b.get(k) != m.get(k))
+        if changed:
+            problems.append(f"{section}: {', '.join(changed)} can only be changed by the "
+                            "global policy (a narrower scope cannot show it only tightens)")
     return problems
 
 

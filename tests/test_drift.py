@@ -173,3 +173,32 @@ def test_rejections_downgrade_and_the_gate_applies_downgrades_to_any_autopilot(
                                         from_level=2, to_level=1, reason="x", thresholds={},
                                         active=True))
                 s.flush()
+
+
+def test_drift_is_listed_and_restored_from_the_cli(sqlite_env: dict[str, str],
+                                                   open_runner: Any) -> None:
+    from tests.helpers import run_cli
+
+    runner = open_runner(sqlite_env)
+    assert drift.downgrade(runner.services.db, runner.services.ledger, tenant_id=TENANT,
+                           graph="platform_ops", tool="throttle_endpoint", by="sre-lead",
+                           reason="investigating a bad throttle")
+    listed = run_cli(sqlite_env, "autonomy", "drift")
+    assert listed.returncode == 0, listed.stderr
+    assert "platform_ops/throttle_endpoint" in listed.stdout and "manual" in listed.stdout
+    restored = run_cli(sqlite_env, "autonomy", "restore", "platform_ops", "throttle_endpoint",
+                       "--as", "sre-lead", "--note", "fixed")
+    assert restored.returncode == 0, restored.stderr
+    assert drift.list_downgrades(runner.services.db, TENANT) == []
+    again = run_cli(sqlite_env, "autonomy", "restore", "platform_ops", "throttle_endpoint",
+                    "--as", "sre-lead")
+    assert again.returncode != 0 and "not downgraded" in (again.stdout + again.stderr)
+
+
+def test_a_tenant_overlay_cannot_change_drift_rules_or_custom_limits(runner: Runner) -> None:
+    store = runner.services.policy_store
+    for config in ({"drift": {"graphs": {"platform_ops": {"rejections": 99}}}},
+                   {"limits": {"revenue_mutation_min_confidence_pct": 1}}):
+        with pytest.raises(PolicyLoadError, match="only be changed by the global policy"):
+            store.create(scope_type="tenant", scope_id=TENANT, cedar="", author="t",
+                         config=config)
