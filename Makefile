@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests run in parallel processes (pytest-xdist); each test has its own databases and ports.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint bench demo clean
 
@@ -18,7 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 demo: $(STAMP)
 	$(BIN)/autopilot demo

@@ -164,12 +164,13 @@ def upgrade() -> None:
     with _owner_engine() as (engine, settings):
         before, head = schema_revision(engine)
         if before == head:
-            out.print(f"database schema already at {head} ({_where(settings)})")
+            out.print(f"database schema already at {head} ({_where(settings)})",
+                      soft_wrap=True)
             return
         migrate(engine)
         after, _ = schema_revision(engine)
     out.print(f"database schema upgraded from {before or '(empty database)'} to {after} "
-              f"({_where(settings)})")
+              f"({_where(settings)})", soft_wrap=True)
 
 
 def _behind(engine: Engine, revision: str | None) -> str:
@@ -199,7 +200,8 @@ def current(check: Annotated[bool, typer.Option(
     """Print the database's schema revision and the newest one this code knows."""
     with _owner_engine() as (engine, settings):
         revision, head = schema_revision(engine)
-    out.print(f"current: {revision or '(none: empty database)'}\nhead:    {head}")
+    out.print(f"current: {revision or '(none: empty database)'}\nhead:    {head}",
+              soft_wrap=True)
     if revision == head:
         out.print("up to date")
         return

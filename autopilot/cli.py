@@ -391,7 +391,7 @@ def serve(
               f"  admin key    {key}   (tenant {cfg.tenant_id}; kept in "
               f"{cfg.data_dir}/dev-api-key)\n"
               f"  try          curl -H 'Authorization: Bearer {key}' {base}/v1/approvals\n"
-              "  stop         Ctrl-C")
+              "  stop         Ctrl-C", soft_wrap=True)
     from autopilot.dev import post_demo_events
 
     on_ready = (lambda app_: post_demo_events(app_, cfg.tenant_id)) if demo_events else None

@@ -4,6 +4,7 @@ queueing absorbed, and unfinished runs re-queued at start-up."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -14,12 +15,14 @@ import pytest
 from autopilot.jobs import JobQueue
 from autopilot.runtime import Runner
 from tests.conftest import RunnerFactory, make_settings
-from tests.helpers import issue, query_app_db
+from tests.helpers import issue, no_ticks, query_app_db
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def _queue(runner: Runner, **overrides: Any) -> JobQueue:
+    # No scheduler tick may add runs of its own while a test counts steps.
+    overrides.setdefault("schedules", json.loads(no_ticks()))
     settings = runner.services.settings.model_copy(update=overrides)
     queue = JobQueue(settings)
     queue.runner = runner

@@ -236,8 +236,8 @@ def test_expired_approval_escalates_and_its_exception_resumes_the_run(
 
 def test_scheduler_ticks_run_the_detectors(sqlite_env: dict[str, str], service_env: Any,
                                            processes: Any) -> None:
-    env = service_env({**sqlite_env,
-                       "AUTOPILOT_SCHEDULES": json.dumps({"maintenance": "* * * * * */2"})})
+    ticks = {**json.loads(no_ticks()), "maintenance": "* * * * * */2"}  # only maintenance
+    env = service_env({**sqlite_env, "AUTOPILOT_SCHEDULES": json.dumps(ticks)})
     due = query_app_db(env, "SELECT count(*) FROM pm_schedules WHERE tenant_id = ? AND "
                             "next_due_at <= datetime('now', '+7 days')", (TENANT,))[0][0]
     assert due >= 1
