@@ -62,13 +62,16 @@ def autopilot_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "autopilot", *args]
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> Any:
-    """Run `autopilot ARGS` to completion in a child process; returns the CompletedProcess."""
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60.0,
+            input_: str | None = None) -> Any:
+    """Run `autopilot ARGS` to completion in a child process (with `input_` on stdin);
+    returns the CompletedProcess."""
     import subprocess
     from pathlib import Path
 
     return subprocess.run(autopilot_argv(*args), env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=Path(env["AUTOPILOT_DATA_DIR"]).parent)
+                          timeout=timeout, input=input_,
+                          cwd=Path(env["AUTOPILOT_DATA_DIR"]).parent)
 
 
 def execute_app_db(env: dict[str, str], *statements: str) -> None:

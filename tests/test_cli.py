@@ -126,6 +126,12 @@ def test_demo_shows_every_path_in_under_a_minute(sqlite_env: dict[str, str]) -> 
     assert "BLOCK (SPEND_HARD_BLOCK)" in out
     assert "escalated" in out and "Gas smell: approved and finished" in out
     assert "deduplicated" in out
+    from graphs import autopilots
+
+    for name, spec in autopilots().items():  # every autopilot's demo triggers ran
+        if name != "maintenance":
+            assert spec.demo is not None, f"{name} has no demo triggers"
+            assert f"{name} autopilot" in out and f"{name}: " in out, name
     inbox = cli(sqlite_env, "exceptions")
     assert inbox.returncode == 0 and "SPEND_HARD_BLOCK" in inbox.stdout
 
