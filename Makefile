@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/policy_decisions.py
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/service_latency.py
 
 clean:
 	rm -rf $(VENV) .autopilot .pytest_cache
