@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     job_retry_wait_s: float = Field(default=2.0, ge=0, alias="AUTOPILOT_JOB_RETRY_WAIT")
     # Scheduler ticks per autopilot, cron syntax (a 6th field is seconds), JSON object:
     # {"maintenance": "0 * * * *"}; an autopilot not named keeps its own default.
-    schedules: dict[str, str] = Field(default_factory=dict, alias="AUTOPILOT_SCHEDULES")
+    # NoDecode: an empty value (as in .env.example) means "defaults", not a JSON error.
+    schedules: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict,
+                                                           alias="AUTOPILOT_SCHEDULES")
     # Encrypt checkpoints at rest with LangGraph's EncryptedSerializer (AES key, 16/24/32 bytes).
     aes_key: str = Field(default="", alias="LANGGRAPH_AES_KEY", repr=False)
 
@@ -52,7 +54,11 @@ class Settings(BaseSettings):
     @classmethod
     def _schedules_json(cls, value: object) -> object:
         if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("AUTOPILOT_SCHEDULES must be a JSON object of autopilot -> "
+                                 'cron, e.g. {"maintenance": "0 * * * *"}') from None
         return value
 
     @field_validator("schedules")

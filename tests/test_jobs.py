@@ -132,3 +132,14 @@ def test_settings_validate_worker_knobs() -> None:
         make_settings({"AGENT_MAX_CONCURRENT_JOBS": "0"})
     with pytest.raises(ValueError, match="not a cron expression"):
         make_settings({"AUTOPILOT_SCHEDULES": '{"maintenance": "every hour"}'})
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        make_settings({"AUTOPILOT_SCHEDULES": "hourly"})
+    assert make_settings({"AUTOPILOT_SCHEDULES": ""}).schedules == {}  # as in .env.example
+
+
+def test_an_empty_schedules_variable_in_the_environment_means_defaults(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autopilot.config import Settings
+
+    monkeypatch.setenv("AUTOPILOT_SCHEDULES", "")  # what .env.example sets
+    assert Settings().schedules == {}
