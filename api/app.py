@@ -87,6 +87,7 @@ def _document_events(app: FastAPI) -> None:
         schema = get_openapi(title=app.title, version=app.version,
                              description=app.description, routes=app.routes)
         models = events.event_models()
+        # A union built at run time from a tuple of models: `X | Y` syntax cannot express it.
         union = TypeAdapter(Union[tuple(models)]).json_schema(  # type: ignore[valid-type]  # noqa: UP007
             ref_template="#/components/schemas/{model}")
         schema.setdefault("components", {}).setdefault("schemas", {}).update(

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+# Run as a script: the shared bench helpers and the repo must be importable first.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -98,7 +99,12 @@ FRAGMENTS_DIR = Path(__file__).parent / "defaults.d"
 def shipped_limits() -> dict[str, Any]:
     """The `limits` the shipped fragments (`policy/defaults.d/*.json`) declare: the defaults
     of custom limits, as the code defaults are for built-in ones, so a policy that reads one
-    never meets a config without it."""
+    never meets a config without it. Read once per process (the files ship with the code)."""
+    return dict(_shipped_limits())
+
+
+@lru_cache(maxsize=1)
+def _shipped_limits() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for fragment in sorted(FRAGMENTS_DIR.glob("*.json")):
         try:

@@ -109,13 +109,14 @@ def start_process(env: dict[str, str], *args: str, logs: Any = None) -> Any:
     go to files under `logs` (a directory) when given, so a failure can show them."""
     import subprocess
 
-    if logs is not None:
-        logs.mkdir(parents=True, exist_ok=True)
-        name = "-".join(args[:1]) + f"-{len(list(logs.iterdir()))}"
-        out, err = open(logs / f"{name}.out", "wb"), open(logs / f"{name}.err", "wb")  # noqa: SIM115
-    else:
-        out = err = subprocess.DEVNULL
-    return subprocess.Popen(autopilot_argv(*args), env=env, stdout=out, stderr=err)
+    if logs is None:
+        return subprocess.Popen(autopilot_argv(*args), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    logs.mkdir(parents=True, exist_ok=True)
+    name = "-".join(args[:1]) + f"-{len(list(logs.iterdir()))}"
+    # The child inherits the descriptors at spawn; this process closes its own copies.
+    with open(logs / f"{name}.out", "wb") as out, open(logs / f"{name}.err", "wb") as err:
+        return subprocess.Popen(autopilot_argv(*args), env=env, stdout=out, stderr=err)
 
 
 def wait_http(base: str, proc: Any, timeout: float = 60.0) -> None:

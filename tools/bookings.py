@@ -183,10 +183,7 @@ def message_id(template: str, booking_id: str, start_at: datetime) -> str:
 
 
 def _booking(ctx: ToolContext, booking_id: str, tool: str) -> Booking:
-    booking = ctx.session.get(Booking, (ctx.tenant_id, booking_id))
-    if booking is None:
-        raise PermanentToolError(tool, f"booking {booking_id!r} does not exist")
-    return booking
+    return ctx.fetch(Booking, booking_id, tool, "booking")
 
 
 def _place(ctx: ToolContext, resource: BookingResource | None) -> tuple[str, str]:

@@ -267,24 +267,15 @@ class RecordCompletion(Strict):
 
 
 def _item(ctx: ToolContext, item_id: str, tool: str) -> ComplianceItem:
-    item = ctx.session.get(ComplianceItem, (ctx.tenant_id, item_id))
-    if item is None:
-        raise PermanentToolError(tool, f"compliance item {item_id!r} does not exist")
-    return item
+    return ctx.fetch(ComplianceItem, item_id, tool, "compliance item")
 
 
 def _pm(ctx: ToolContext, pm_id: str, tool: str) -> PMSchedule:
-    pm = ctx.session.get(PMSchedule, (ctx.tenant_id, pm_id))
-    if pm is None:
-        raise PermanentToolError(tool, f"PM schedule {pm_id!r} does not exist")
-    return pm
+    return ctx.fetch(PMSchedule, pm_id, tool, "PM schedule")
 
 
 def _task(ctx: ToolContext, task_id: str, tool: str) -> ComplianceTask:
-    task = ctx.session.get(ComplianceTask, (ctx.tenant_id, task_id))
-    if task is None:
-        raise PermanentToolError(tool, f"compliance task {task_id!r} does not exist")
-    return task
+    return ctx.fetch(ComplianceTask, task_id, tool, "compliance task")
 
 
 def _live(task: ComplianceTask, tool: str) -> None:

@@ -441,12 +441,6 @@ class CloseSuggestion(Strict):
 # --------------------------------------------------------------------------- helpers
 
 
-def _get(ctx: ToolContext, model: type[Any], key: str, what: str, tool: str) -> Any:
-    row = ctx.session.get(model, (ctx.tenant_id, key))
-    if row is None:
-        raise PermanentToolError(tool, f"{what} {key!r} does not exist")
-    return row
-
 
 def _lead_out(ctx: ToolContext, lead: CrmLead) -> LeadOut:
     return LeadOut(lead_id=lead.id, name=lead.name, company=lead.company, title=lead.title,
@@ -522,7 +516,7 @@ def _approver(ctx: ToolContext, s: CrmSuggestion) -> str | None:
 def _claim(ctx: ToolContext, tool: str, suggestion_id: str) -> tuple[CrmSuggestion, str]:
     """Safe Apply, validate: the suggestion exists, proposes this tool, is pending, belongs
     to this run, and a person approved this run's action that applies it."""
-    s: CrmSuggestion = _get(ctx, CrmSuggestion, suggestion_id, "suggestion", tool)
+    s: CrmSuggestion = ctx.fetch(CrmSuggestion, suggestion_id, tool, "suggestion")
     if s.action_name != tool:
         raise PermanentToolError(tool, f"suggestion {s.id} proposes {s.action_name}, not {tool}")
     if s.status != "pending":
@@ -560,7 +554,7 @@ def _check_links(ctx: ToolContext, tool: str, links: dict[str, str | None]) -> N
     for arg, value in links.items():
         if value is not None:
             model, what = models[arg]
-            _get(ctx, model, value, what, tool)
+            ctx.fetch(model, value, tool, what)
 
 
 def _touch(ctx: ToolContext, act: CrmActivity) -> None:
@@ -649,7 +643,7 @@ def register(registry: ToolRegistry) -> None:
                    description="A lead with its recent activities, open tasks and pending "
                                "suggestions.")
     def get_lead_360(ctx: ToolContext, args: LeadRef) -> Lead360:
-        lead = _get(ctx, CrmLead, args.lead_id, "lead", "get_lead_360")
+        lead = ctx.fetch(CrmLead, args.lead_id, "get_lead_360", "lead")
         return Lead360(**_lead_out(ctx, lead).model_dump(),
                        activities=_activities(ctx, CrmActivity.lead_id, lead.id, tasks=False),
                        open_tasks=_activities(ctx, CrmActivity.lead_id, lead.id, tasks=True),
@@ -660,8 +654,8 @@ def register(registry: ToolRegistry) -> None:
                    description="A deal with its account, primary contact, change history, "
                                "recent activities, open tasks and pending suggestions.")
     def get_deal_360(ctx: ToolContext, args: DealRef) -> Deal360:
-        deal = _get(ctx, CrmDeal, args.deal_id, "deal", "get_deal_360")
-        account = _get(ctx, CrmAccount, deal.account_id, "account", "get_deal_360")
+        deal = ctx.fetch(CrmDeal, args.deal_id, "get_deal_360", "deal")
+        account = ctx.fetch(CrmAccount, deal.account_id, "get_deal_360", "account")
         contact = (ctx.session.get(CrmContact, (ctx.tenant_id, deal.primary_contact_id))
                    if deal.primary_contact_id else None)
         history = ctx.session.scalars(select(CrmDealChange).where(
@@ -681,7 +675,7 @@ def register(registry: ToolRegistry) -> None:
                    description="An account with contacts, deals, support load, renewal, "
                                "recent activities, open tasks and pending suggestions.")
     def get_account_360(ctx: ToolContext, args: AccountRef) -> Account360:
-        acct = _get(ctx, CrmAccount, args.account_id, "account", "get_account_360")
+        acct = ctx.fetch(CrmAccount, args.account_id, "get_account_360", "account")
         contacts = ctx.session.scalars(select(CrmContact).where(
             CrmContact.tenant_id == ctx.tenant_id, CrmContact.account_id == acct.id)
             .order_by(CrmContact.id))
@@ -716,14 +710,14 @@ def register(registry: ToolRegistry) -> None:
     @registry.tool(name="get_crm_activity", kind=ToolKind.READ, input_model=ActivityRef,
                    output_model=ActivityOut, description="Read one activity or task.")
     def get_crm_activity(ctx: ToolContext, args: ActivityRef) -> ActivityOut:
-        return ActivityOut.of(_get(ctx, CrmActivity, args.activity_id, "activity",
-                                   "get_crm_activity"))
+        return ActivityOut.of(ctx.fetch(CrmActivity, args.activity_id, "get_crm_activity",
+                                        "activity"))
 
     @registry.tool(name="get_suggestion", kind=ToolKind.READ, input_model=SuggestionRef,
                    output_model=SuggestionDetail,
                    description="One queued suggestion with where its review stands.")
     def get_suggestion(ctx: ToolContext, args: SuggestionRef) -> SuggestionDetail:
-        s = _get(ctx, CrmSuggestion, args.suggestion_id, "suggestion", "get_suggestion")
+        s = ctx.fetch(CrmSuggestion, args.suggestion_id, "get_suggestion", "suggestion")
         return SuggestionDetail(**SuggestionOut.of(s).model_dump(), review=review_of(ctx, s))
 
     @registry.tool(name="list_suggestions", kind=ToolKind.READ, input_model=ListSuggestions,
@@ -796,7 +790,7 @@ def register(registry: ToolRegistry) -> None:
                                "apply (rejected, or approved but not applied).")
     def close_suggestion(ctx: ToolContext, args: CloseSuggestion) -> SuggestionOut:
         tool = "close_suggestion"
-        s = _get(ctx, CrmSuggestion, args.suggestion_id, "suggestion", tool)
+        s = ctx.fetch(CrmSuggestion, args.suggestion_id, tool, "suggestion")
         if s.status != "pending":
             raise PermanentToolError(tool, f"suggestion {s.id} is already {s.status}")
         if review_of(ctx, s).open:  # never behind a reviewer's back
@@ -844,7 +838,7 @@ def register(registry: ToolRegistry) -> None:
     def update_deal_stage(ctx: ToolContext, args: UpdateDealStage) -> DealOut:
         tool = "update_deal_stage"
         s, approver = _claim(ctx, tool, args.suggestion_id)
-        deal: CrmDeal = _get(ctx, CrmDeal, args.deal_id, "deal", tool)
+        deal: CrmDeal = ctx.fetch(CrmDeal, args.deal_id, tool, "deal")
         if deal.stage != args.expected_stage:
             raise PermanentToolError(tool, f"deal {deal.id} is {deal.stage} now, not "
                                            f"{args.expected_stage}: the suggestion is stale")
@@ -901,17 +895,17 @@ def register(registry: ToolRegistry) -> None:
         s, approver = _claim(ctx, tool, args.suggestion_id)
         account_id = None
         if args.lead_id is not None:
-            person: CrmLead | CrmContact = _get(ctx, CrmLead, args.lead_id, "lead", tool)
+            person: CrmLead | CrmContact = ctx.fetch(CrmLead, args.lead_id, tool, "lead")
         else:
             assert args.contact_id is not None
-            person = _get(ctx, CrmContact, args.contact_id, "contact", tool)
+            person = ctx.fetch(CrmContact, args.contact_id, tool, "contact")
             account_id = person.account_id
         if not person.email:
             raise PermanentToolError(tool, f"{person.id} has no email address")
         if person.do_not_contact:
             raise PermanentToolError(tool, f"{person.id} asked not to be contacted")
         if args.deal_id is not None:
-            _get(ctx, CrmDeal, args.deal_id, "deal", tool)
+            ctx.fetch(CrmDeal, args.deal_id, tool, "deal")
         act = _new_activity(ctx, tool, args.activity_id, kind="email_out", status="done",
                             subject=args.subject, body=args.body, owner=args.sender,
                             priority="normal", suggestion_id=s.id, lead_id=args.lead_id,

@@ -260,17 +260,11 @@ class CloseWorkOrder(Strict):
 
 
 def _work_order(ctx: ToolContext, work_order_id: str, tool: str) -> WorkOrder:
-    wo = ctx.session.get(WorkOrder, (ctx.tenant_id, work_order_id))
-    if wo is None:
-        raise PermanentToolError(tool, f"work order {work_order_id!r} does not exist")
-    return wo
+    return ctx.fetch(WorkOrder, work_order_id, tool, "work order")
 
 
 def _vendor(ctx: ToolContext, vendor_id: str, tool: str) -> Vendor:
-    vendor = ctx.session.get(Vendor, (ctx.tenant_id, vendor_id))
-    if vendor is None:
-        raise PermanentToolError(tool, f"vendor {vendor_id!r} does not exist")
-    return vendor
+    return ctx.fetch(Vendor, vendor_id, tool, "vendor")
 
 
 def _touch(wo: WorkOrder, ctx: ToolContext, note: str) -> None:

@@ -437,12 +437,6 @@ class SendPasswordReset(Strict):
 # --------------------------------------------------------------------------- helpers
 
 
-def _get(ctx: ToolContext, model: type[Any], key: str, tool: str, what: str) -> Any:
-    row = ctx.session.get(model, (ctx.tenant_id, key))
-    if row is None:
-        raise PermanentToolError(tool, f"{what} {key!r} does not exist")
-    return row
-
 
 def _user_360(ctx: ToolContext, user: OpsUser) -> User360:
     tokens = ctx.session.scalars(select(OpsPushToken).where(
@@ -478,7 +472,7 @@ def _friction(f: OpsFriction, now: datetime) -> FrictionOut:
 
 
 def _content_360(ctx: ToolContext, c: OpsContent) -> Content360:
-    author = _get(ctx, OpsUser, c.author_id, "get_content_360", "user")
+    author = ctx.fetch(OpsUser, c.author_id, "get_content_360", "user")
     since = ctx.now - REPLY_WINDOW
     rows = ctx.session.execute(select(OpsContent, OpsUser).join(
         OpsUser, (OpsUser.tenant_id == OpsContent.tenant_id) & (
@@ -655,29 +649,29 @@ def _register_reads(registry: ToolRegistry) -> None:
                    description="A user's account state, strikes, reach, login failures, "
                                "active push devices and open appeals.")
     def get_user_360(ctx: ToolContext, args: UserRef) -> User360:
-        return _user_360(ctx, _get(ctx, OpsUser, args.user_id, "get_user_360", "user"))
+        return _user_360(ctx, ctx.fetch(OpsUser, args.user_id, "get_user_360", "user"))
 
     @registry.tool(name="get_content_360", kind=ToolKind.READ, input_model=ContentRef,
                    output_model=Content360,
                    description="A post or reply with its author, reports, toxicity, the "
                                "last hour of replies and the friction on it.")
     def get_content_360(ctx: ToolContext, args: ContentRef) -> Content360:
-        return _content_360(ctx, _get(ctx, OpsContent, args.content_id, "get_content_360",
-                                      "content"))
+        content = ctx.fetch(OpsContent, args.content_id, "get_content_360", "content")
+        return _content_360(ctx, content)
 
     @registry.tool(name="get_queue_state", kind=ToolKind.READ, input_model=QueueRef,
                    output_model=QueueState,
                    description="A queue or stream consumer: depth, lag against its SLO, "
                                "consumer status, restarts and backfill.")
     def get_queue_state(ctx: ToolContext, args: QueueRef) -> QueueState:
-        return _queue(_get(ctx, OpsQueue, args.queue, "get_queue_state", "queue"))
+        return _queue(ctx.fetch(OpsQueue, args.queue, "get_queue_state", "queue"))
 
     @registry.tool(name="get_dashboard_snapshot", kind=ToolKind.READ, input_model=DashboardRef,
                    output_model=DashboardSnapshot,
                    description="A dashboard's metrics now against their baseline and SLO, "
                                "with the recent series.")
     def get_dashboard_snapshot(ctx: ToolContext, args: DashboardRef) -> DashboardSnapshot:
-        d = _get(ctx, OpsDashboard, args.dashboard_id, "get_dashboard_snapshot", "dashboard")
+        d = ctx.fetch(OpsDashboard, args.dashboard_id, "get_dashboard_snapshot", "dashboard")
         metrics = [_metric(name, [float(v) for v in values], d.slo.get(name, {}), d.ends_at,
                            d.interval_minutes) for name, values in sorted(d.series.items())]
         return DashboardSnapshot(id=d.id, service=d.service, title=d.title,
@@ -712,7 +706,7 @@ def _register_reads(registry: ToolRegistry) -> None:
     @registry.tool(name="trace_lookup", kind=ToolKind.READ, input_model=TraceRef,
                    output_model=TraceOut, description="A sampled request trace by correlation id.")
     def trace_lookup(ctx: ToolContext, args: TraceRef) -> TraceOut:
-        t = _get(ctx, OpsTrace, args.correlation_id, "trace_lookup", "trace")
+        t = ctx.fetch(OpsTrace, args.correlation_id, "trace_lookup", "trace")
         return TraceOut(id=t.id, service=t.service, route=t.route, status_code=t.status_code,
                         duration_ms=t.duration_ms, at=t.at, spans=list(t.spans))
 
@@ -720,7 +714,7 @@ def _register_reads(registry: ToolRegistry) -> None:
                    output_model=FlagOut,
                    description="A feature flag: value, rollout, audience and its previous state.")
     def get_feature_flag(ctx: ToolContext, args: FlagRef) -> FlagOut:
-        return _flag(_get(ctx, OpsFeatureFlag, args.flag_key, "get_feature_flag", "flag"))
+        return _flag(ctx.fetch(OpsFeatureFlag, args.flag_key, "get_feature_flag", "flag"))
 
     @registry.tool(name="get_endpoint", kind=ToolKind.READ, input_model=EndpointRef,
                    output_model=EndpointOut,
@@ -733,19 +727,19 @@ def _register_reads(registry: ToolRegistry) -> None:
                    output_model=FrictionOut,
                    description="One friction measure; EXPIRED once past its expiry.")
     def get_friction(ctx: ToolContext, args: FrictionRef) -> FrictionOut:
-        return _friction(_get(ctx, OpsFriction, args.friction_id, "get_friction", "friction"),
+        return _friction(ctx.fetch(OpsFriction, args.friction_id, "get_friction", "friction"),
                          ctx.now)
 
     @registry.tool(name="get_appeal", kind=ToolKind.READ, input_model=AppealRef,
                    output_model=AppealOut, description="One appeal of a removal or a ban.")
     def get_appeal(ctx: ToolContext, args: AppealRef) -> AppealOut:
-        return _appeal(_get(ctx, OpsAppeal, args.appeal_id, "get_appeal", "appeal"))
+        return _appeal(ctx.fetch(OpsAppeal, args.appeal_id, "get_appeal", "appeal"))
 
 
 def _register_reversible(registry: ToolRegistry) -> None:
     def friction_facts(ctx: ToolContext, args: ApplyFriction) -> dict[str, object]:
         kind, _, key = args.target.partition(":")
-        _get(ctx, OpsContent if kind == "content" else OpsUser, key, "apply_friction", kind)
+        ctx.fetch(OpsContent if kind == "content" else OpsUser, key, "apply_friction", kind)
         return {"risk_score": friction_risk(args.target, _hours(args.expires_at - ctx.now))}
 
     @registry.tool(name="apply_friction", kind=ToolKind.WRITE, reversible=True,
@@ -755,7 +749,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
                                "block) on a post or account until it expires (at most 7 days).")
     def apply_friction(ctx: ToolContext, args: ApplyFriction) -> FrictionOut:
         kind, _, key = args.target.partition(":")
-        _get(ctx, OpsContent if kind == "content" else OpsUser, key, "apply_friction", kind)
+        ctx.fetch(OpsContent if kind == "content" else OpsUser, key, "apply_friction", kind)
         if not ctx.now < args.expires_at <= ctx.now + MAX_FRICTION:
             raise PermanentToolError("apply_friction", "expires_at must be in the future and "
                                                        "at most 7 days away")
@@ -776,7 +770,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
         return _friction(f, ctx.now)
 
     def flag_facts(ctx: ToolContext, args: ToggleFeatureFlag) -> dict[str, object]:
-        f = _get(ctx, OpsFeatureFlag, args.flag_key, "toggle_feature_flag", "flag")
+        f = ctx.fetch(OpsFeatureFlag, args.flag_key, "toggle_feature_flag", "flag")
         current, new = (f.enabled, f.rollout_pct), (args.value, args.rollout)
         facts: dict[str, object] = {"risk_score": flag_risk(
             current, new, (f.previous_enabled, f.previous_rollout_pct))}
@@ -791,7 +785,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
                    description="Set a feature flag's value and rollout (the previous state is "
                                "kept for the rollback).")
     def toggle_feature_flag(ctx: ToolContext, args: ToggleFeatureFlag) -> FlagOut:
-        f = _get(ctx, OpsFeatureFlag, args.flag_key, "toggle_feature_flag", "flag")
+        f = ctx.fetch(OpsFeatureFlag, args.flag_key, "toggle_feature_flag", "flag")
         before = {"value": f.enabled, "rollout": f.rollout_pct}
         f.previous_enabled, f.previous_rollout_pct = f.enabled, f.rollout_pct
         f.enabled, f.rollout_pct = args.value, args.rollout
@@ -828,7 +822,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
         return _endpoint(e)
 
     def revoke_facts(ctx: ToolContext, args: RevokePushTokens) -> dict[str, object]:
-        user = _get(ctx, OpsUser, args.user_id, "revoke_push_tokens", "user")
+        user = ctx.fetch(OpsUser, args.user_id, "revoke_push_tokens", "user")
         return {"risk_score": revoke_risk(_user_360(ctx, user).active_push_tokens)}
 
     @registry.tool(name="revoke_push_tokens", kind=ToolKind.WRITE, reversible=True,
@@ -837,7 +831,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
                    description="Revoke every active push token of a user (devices re-register "
                                "at their next login; revoked tokens can be restored).")
     def revoke_push_tokens(ctx: ToolContext, args: RevokePushTokens) -> RevokeOut:
-        _get(ctx, OpsUser, args.user_id, "revoke_push_tokens", "user")
+        ctx.fetch(OpsUser, args.user_id, "revoke_push_tokens", "user")
         tokens = ctx.session.scalars(select(OpsPushToken).where(
             OpsPushToken.tenant_id == ctx.tenant_id, OpsPushToken.user_id == args.user_id,
             OpsPushToken.revoked_at.is_(None)).order_by(OpsPushToken.id)).all()
@@ -850,7 +844,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
         return RevokeOut(user_id=args.user_id, revoked_token_ids=ids, active_push_tokens=0)
 
     def restart_facts(ctx: ToolContext, args: RestartConsumer) -> dict[str, object]:
-        q = _get(ctx, OpsQueue, args.queue, "restart_consumer", "queue")
+        q = ctx.fetch(OpsQueue, args.queue, "restart_consumer", "queue")
         return {"risk_score": restart_risk(q.consumer_status)}
 
     @registry.tool(name="restart_consumer", kind=ToolKind.WRITE, reversible=True,
@@ -859,7 +853,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
                    description="Restart a stream consumer; it resumes from its committed "
                                "offset, so nothing is lost or applied twice.")
     def restart_consumer(ctx: ToolContext, args: RestartConsumer) -> QueueState:
-        q = _get(ctx, OpsQueue, args.queue, "restart_consumer", "queue")
+        q = ctx.fetch(OpsQueue, args.queue, "restart_consumer", "queue")
         q.restarts_24h += 1
         q.last_restart_at = q.updated_at = ctx.now
         if q.poison_offset is not None:
@@ -874,7 +868,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
         return _queue(q)
 
     def backfill_facts(ctx: ToolContext, args: StartBackfill) -> dict[str, object]:
-        _get(ctx, OpsQueue, args.queue, "start_backfill", "queue")
+        ctx.fetch(OpsQueue, args.queue, "start_backfill", "queue")
         return {"risk_score": backfill_risk(_hours(args.to_at - args.from_at))}
 
     @registry.tool(name="start_backfill", kind=ToolKind.WRITE, reversible=True,
@@ -884,7 +878,7 @@ def _register_reversible(registry: ToolRegistry) -> None:
                    description="Schedule a backfill of a time range into the warehouse "
                                "(idempotent upserts; cancellable until it runs).")
     def start_backfill(ctx: ToolContext, args: StartBackfill) -> QueueState:
-        q = _get(ctx, OpsQueue, args.queue, "start_backfill", "queue")
+        q = ctx.fetch(OpsQueue, args.queue, "start_backfill", "queue")
         if not args.from_at < args.to_at <= args.from_at + MAX_BACKFILL:
             raise PermanentToolError("start_backfill", "to_at must be after from_at and at "
                                                        "most 7 days later")
@@ -903,8 +897,8 @@ def _register_reversible(registry: ToolRegistry) -> None:
 
 def _register_irreversible(registry: ToolRegistry) -> None:
     def remove_facts(ctx: ToolContext, args: RemoveContent) -> dict[str, object]:
-        c = _get(ctx, OpsContent, args.content_id, "remove_content", "content")
-        author = _get(ctx, OpsUser, c.author_id, "remove_content", "user")
+        c = ctx.fetch(OpsContent, args.content_id, "remove_content", "content")
+        author = ctx.fetch(OpsUser, c.author_id, "remove_content", "user")
         return {"risk_score": remove_risk(author.followers)}
 
     @registry.tool(name="remove_content", kind=ToolKind.WRITE, reversible=False,
@@ -913,10 +907,10 @@ def _register_irreversible(registry: ToolRegistry) -> None:
                    description="Remove a post or reply and add a strike to its author (the "
                                "author is notified; only an appeal brings it back).")
     def remove_content(ctx: ToolContext, args: RemoveContent) -> Content360:
-        c = _get(ctx, OpsContent, args.content_id, "remove_content", "content")
+        c = ctx.fetch(OpsContent, args.content_id, "remove_content", "content")
         if c.status == "REMOVED":
             raise PermanentToolError("remove_content", f"{c.id} is already removed")
-        author = _get(ctx, OpsUser, c.author_id, "remove_content", "user")
+        author = ctx.fetch(OpsUser, c.author_id, "remove_content", "user")
         c.status, c.removed_reason, c.removed_at = "REMOVED", args.reason_code, ctx.now
         c.removed_by = _actor(ctx)
         author.strikes += 1
@@ -927,7 +921,7 @@ def _register_irreversible(registry: ToolRegistry) -> None:
         return _content_360(ctx, c)
 
     def ban_facts(ctx: ToolContext, args: BanUser) -> dict[str, object]:
-        user = _get(ctx, OpsUser, args.user_id, "ban_user", "user")
+        user = ctx.fetch(OpsUser, args.user_id, "ban_user", "user")
         return {"risk_score": ban_risk(user.followers, args.duration_days)}
 
     @registry.tool(name="ban_user", kind=ToolKind.WRITE, reversible=False,
@@ -936,7 +930,7 @@ def _register_irreversible(registry: ToolRegistry) -> None:
                    description="Ban an account for a number of days or permanently (the "
                                "account is notified and signed out everywhere).")
     def ban_user(ctx: ToolContext, args: BanUser) -> User360:
-        user = _get(ctx, OpsUser, args.user_id, "ban_user", "user")
+        user = ctx.fetch(OpsUser, args.user_id, "ban_user", "user")
         if user.status == "BANNED":
             raise PermanentToolError("ban_user", f"{user.id} is already banned")
         user.status, user.ban_reason = "BANNED", args.reason_code
@@ -954,7 +948,7 @@ def _register_irreversible(registry: ToolRegistry) -> None:
         return _user_360(ctx, user)
 
     def resolve_facts(ctx: ToolContext, args: ResolveAppeal) -> dict[str, object]:
-        _get(ctx, OpsAppeal, args.appeal_id, "resolve_appeal", "appeal")
+        ctx.fetch(OpsAppeal, args.appeal_id, "resolve_appeal", "appeal")
         return {"risk_score": resolve_risk(args.resolution)}
 
     @registry.tool(name="resolve_appeal", kind=ToolKind.WRITE, reversible=False,
@@ -963,17 +957,17 @@ def _register_irreversible(registry: ToolRegistry) -> None:
                    description="Decide an appeal: OVERTURNED restores the content (or lifts "
                                "the ban) and takes back the strike; the user is told either way.")
     def resolve_appeal(ctx: ToolContext, args: ResolveAppeal) -> AppealOut:
-        a = _get(ctx, OpsAppeal, args.appeal_id, "resolve_appeal", "appeal")
+        a = ctx.fetch(OpsAppeal, args.appeal_id, "resolve_appeal", "appeal")
         if a.status != "OPEN":
             raise PermanentToolError("resolve_appeal", f"appeal {a.id} is already {a.status}")
         a.status, a.resolution, a.note, a.resolved_at = ("RESOLVED", args.resolution, args.note,
                                                          ctx.now)
         if args.resolution == "OVERTURNED":
-            user = _get(ctx, OpsUser, a.user_id, "resolve_appeal", "user")
+            user = ctx.fetch(OpsUser, a.user_id, "resolve_appeal", "user")
             if a.kind == "BAN":
                 user.status, user.banned_until, user.ban_reason = "ACTIVE", None, None
             elif a.content_id is not None:
-                c = _get(ctx, OpsContent, a.content_id, "resolve_appeal", "content")
+                c = ctx.fetch(OpsContent, a.content_id, "resolve_appeal", "content")
                 c.status, c.removed_reason, c.removed_at, c.removed_by = ("VISIBLE", None, None,
                                                                           None)
                 user.strikes = max(0, user.strikes - 1)
@@ -983,7 +977,7 @@ def _register_irreversible(registry: ToolRegistry) -> None:
         return _appeal(a)
 
     def reset_facts(ctx: ToolContext, args: SendPasswordReset) -> dict[str, object]:
-        _get(ctx, OpsUser, args.user_id, "send_password_reset", "user")
+        ctx.fetch(OpsUser, args.user_id, "send_password_reset", "user")
         return {"risk_score": RESET_RISK, "recipients": 1, "external": True}
 
     @registry.tool(name="send_password_reset", kind=ToolKind.WRITE, reversible=False,
@@ -991,7 +985,7 @@ def _register_irreversible(registry: ToolRegistry) -> None:
                    risk=RiskClass.MEDIUM, policy_facts=reset_facts, preview=RESET,
                    description="Send the user a password-reset link (cannot be unsent).")
     def send_password_reset(ctx: ToolContext, args: SendPasswordReset) -> User360:
-        user = _get(ctx, OpsUser, args.user_id, "send_password_reset", "user")
+        user = ctx.fetch(OpsUser, args.user_id, "send_password_reset", "user")
         if user.status == "BANNED":
             raise PermanentToolError("send_password_reset", f"{user.id} is banned")
         user.reset_sent_at = ctx.now

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
@@ -86,6 +86,9 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, st
     return out
 
 
+M = TypeVar("M")
+
+
 @dataclass
 class ToolContext:
     """What a handler may use: a session on the backend, the tenant and the calling run."""
@@ -96,6 +99,14 @@ class ToolContext:
     thread_id: str | None = None
     idempotency_key: str | None = None
     memory: Any = None  # the LangGraph store (autopilot/memory.py), for the memory tools
+
+    def fetch(self, model: type[M], record_id: str, tool: str, what: str) -> M:
+        """The tenant's record `record_id` of `model` (keyed (tenant_id, id)), or a permanent
+        failure naming it: what every tool does before it reads or changes a record."""
+        row = self.session.get(model, (self.tenant_id, record_id))
+        if row is None:
+            raise PermanentToolError(tool, f"{what} {record_id!r} does not exist")
+        return row
 
 
 Handler = Callable[[ToolContext, Any], BaseModel]

@@ -537,10 +537,7 @@ class ProposeContractChange(Strict):
 
 
 def _account(ctx: ToolContext, account_id: str, tool: str) -> RevAccount:
-    account = ctx.session.get(RevAccount, (ctx.tenant_id, account_id))
-    if account is None:
-        raise PermanentToolError(tool, f"account {account_id!r} does not exist")
-    return account
+    return ctx.fetch(RevAccount, account_id, tool, "account")
 
 
 def _contact_of(ctx: ToolContext, account_id: str, contact_id: str, tool: str) -> RevContact:

@@ -215,10 +215,7 @@ class NotifyThreadStaff(Strict):
 
 
 def _thread(ctx: ToolContext, thread_id: str, tool: str) -> CommsThread:
-    thread = ctx.session.get(CommsThread, (ctx.tenant_id, thread_id))
-    if thread is None:
-        raise PermanentToolError(tool, f"thread {thread_id!r} does not exist")
-    return thread
+    return ctx.fetch(CommsThread, thread_id, tool, "thread")
 
 
 def _staff(ctx: ToolContext, staff_id: str, tool: str) -> CommsStaff:
