@@ -32,6 +32,7 @@ from autopilot.runtime import (
 )
 from autopilot.seed import seed_tenant
 from autopilot.services import Services
+from evals.cli import eval_app
 from graphs import UnknownGraphError, get_spec
 from graphs.trigger import TriggerError, parse_trigger
 
@@ -42,6 +43,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(autonomy_app, name="autonomy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 
 
 def settings() -> Settings:
@@ -230,13 +232,23 @@ def history(run_id: Annotated[str, typer.Argument(help="run (thread) id")]) -> N
 
 
 @app.command()
-def show(run_id: Annotated[str, typer.Argument(help="run (thread) id")]) -> None:
-    """Show a run's proposals, gate decisions, approvals and outcome."""
+def show(
+    run_id: Annotated[str, typer.Argument(help="run (thread) id")],
+    checkpoint: Annotated[str | None, typer.Option(
+        help="show the state at this checkpoint (ids from `autopilot history`)")] = None,
+) -> None:
+    """Show a run's proposals, gate decisions, approvals and outcome (now, or at a
+    checkpoint)."""
     with runner() as r:
         try:
-            out.print(run_panel(r.view(run_id)))
+            view = r.view(run_id)
+            title = None
+            if checkpoint:
+                view, title = r.view_at(run_id, checkpoint), f"{view.graph} · {run_id} @ " \
+                                                             f"{checkpoint}"
         except RunNotFound as exc:
             raise fail(str(exc)) from None
+        out.print(run_panel(view, title=title))
 
 
 @app.command()

@@ -22,7 +22,7 @@ PROPOSAL_STYLE = {"executed": "green", "allowed": "green", "approved": "green",
 def run_panel(view: RunView, title: str | None = None) -> Panel:
     """One run: status, summary, escalation or pending approval, then each proposed action."""
     values = view.values or {}
-    style = STATUS_STYLE.get(view.status, "")
+    style = STATUS_STYLE.get(view.status, "cyan")  # cyan: a checkpoint, not a status
     lines: list[str] = [
         f"[bold]status[/bold] [{style}]{view.status}[/{style}]"
         + (f" ({view.outcome})" if view.outcome and view.outcome != "resolved" else "")

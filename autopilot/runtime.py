@@ -489,6 +489,20 @@ class Runner:
             produced_by = ", ".join(snap.next) if snap.next else "-"
         return out
 
+    def view_at(self, thread_id: str, checkpoint_id: str) -> RunView:
+        """The run as it stood at one of its checkpoints (for time-travel debugging)."""
+        run = self._run(thread_id)
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": "",
+                                   "checkpoint_id": checkpoint_id}}
+        snap = self.graph(run.graph).get_state(config)
+        if not snap.config or not (snap.values or snap.next):
+            raise RunNotFound(f"run {thread_id} has no checkpoint {checkpoint_id!r}")
+        step = (snap.metadata or {}).get("step")
+        nxt = ", ".join(snap.next) or "(end)"
+        return RunView(thread_id=thread_id, graph=run.graph, tenant_id=run.tenant_id,
+                       status=f"step {step}, next {nxt}",
+                       summary=(snap.values or {}).get("summary"), values=snap.values or {})
+
     def replay(self, thread_id: str, checkpoint_id: str | None = None, *,
                by: str = "", values: dict[str, Any] | None = None,
                policy_version: int | None = None) -> RunView:

@@ -133,6 +133,10 @@ class AutopilotSpec:
     schedule: str = "0 * * * *"  # the scheduler tick (cron); AUTOPILOT_SCHEDULES overrides
     seed: SeedFn | None = None  # its sandbox data (the shared property data is always seeded)
     demo: DemoFn | None = None  # what `autopilot demo` fires for it
+    # The planner half of the graph version (evals): bump when the playbook's behaviour or a
+    # prompt changes on purpose, so reports say which planner they measured.
+    planner_version: str = "1"
+    model: str = "rule-based (no LLM)"
 
 
 def _services(runtime: Runtime[RunContext] | None) -> Services:

