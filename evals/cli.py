@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,23 +23,24 @@ eval_app = typer.Typer(help="Replay recorded incidents against a graph version, 
                        no_args_is_help=True)
 
 REPORTS_DIR = Path(__file__).resolve().parent / "reports"
-METRIC_ROWS = [  # (key, label, format)
-    ("incidents", "incidents", "{}"), ("passed", "passed", "{}"),
-    ("action_precision", "action precision", "{:.1%}"),
-    ("action_recall", "action recall", "{:.1%}"),
-    ("decision_accuracy", "decision accuracy", "{:.1%}"),
-    ("escalation_false_positives", "escalation FP", "{}"),
-    ("escalation_false_negatives", "escalation FN", "{}"),
-    ("autonomy_rate", "autonomy (routine)", "{:.1%}"),
-    ("steps_to_mitigation_p50", "steps to mitigation p50", "{}"),
-    ("minutes_to_mitigation_p50", "sim. minutes to mitigation p50", "{:.0f}"),
-    ("safety_violations", "safety violations", "{}"),
+METRIC_COLUMNS = [  # (key, header, format): one row per autopilot, then "all"
+    ("incidents", "n", "{}"), ("passed", "pass", "{}"),
+    ("action_precision", "prec", "pct"), ("action_recall", "rec", "pct"),
+    ("decision_accuracy", "dec", "pct"),
+    ("escalation_false_positives", "escFP", "{}"),
+    ("escalation_false_negatives", "escFN", "{}"),
+    ("autonomy_rate", "auto", "pct"),
+    ("steps_to_mitigation_p50", "steps", "{:g}"),
+    ("minutes_to_mitigation_p50", "min", "{:.0f}"),
+    ("safety_violations", "viol", "{}"),
 ]
 
 
 def _fmt(value: Any, pattern: str) -> str:
     if value is None:
         return "-"
+    if pattern == "pct":
+        return f"{value * 100:.1f}"
     try:
         return pattern.format(value)
     except (ValueError, TypeError):
@@ -47,21 +51,29 @@ def _reports_dirs() -> list[Path]:
     return [Settings().data_dir / "evals", REPORTS_DIR]
 
 
+LEGEND = ("prec/rec: proposed actions as expected · dec: gate decisions as expected · "
+          "escFP/escFN: needless/missing human involvement · auto: routine incidents resolved "
+          "alone · steps, min: p50 to mitigation (simulated minutes) · viol: safety "
+          "violations (must be 0) · rates in %")
+
+
 def metrics_table(report: dict[str, Any]) -> Table:
-    by_graph = report["metrics"]["by_graph"]
-    table = Table(title=f"Eval {report['version']['label']} · policy "
-                        f"{report['version']['policy_version']} · code "
-                        f"{report['version']['code_revision']}")
-    table.add_column("metric")
-    for g in by_graph:
-        table.add_column(g, justify="right")
-    table.add_column("all", justify="right", style="bold")
-    for key, label, pattern in METRIC_ROWS:
-        row = [_fmt(by_graph[g].get(key), pattern) for g in by_graph]
-        value = report["metrics"]["all"].get(key)
-        style = "red" if key == "safety_violations" and value else ""
-        table.add_row(label, *row, f"[{style}]{_fmt(value, pattern)}[/{style}]" if style
-                      else _fmt(value, pattern))
+    """One row per autopilot and a total: precision/recall of proposed actions, gate
+    decision accuracy, escalation false positives/negatives, autonomy on routine incidents,
+    p50 steps and simulated minutes to mitigation, safety violations."""
+    version = report["version"]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1),
+                  title=f"Eval {version['label']} · policy {version['policy_version']} · "
+                        f"code {version.get('code_revision', '?')}")
+    table.add_column("autopilot", no_wrap=True)
+    for _, header, _ in METRIC_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    rows = [*report["metrics"]["by_graph"].items(), ("all", report["metrics"]["all"])]
+    for name, m in rows:
+        cells = [_fmt(m.get(key), pattern) for key, _, pattern in METRIC_COLUMNS]
+        if m.get("safety_violations"):
+            cells[-1] = f"[bold red]{cells[-1]}[/bold red]"
+        table.add_row(f"[bold]{name}[/bold]" if name == "all" else name, *cells)
     return table
 
 
@@ -132,6 +144,8 @@ def run_cmd(
     selected, files = _select(target, incidents, only or [])
     report_path = out_file or Settings().data_dir / "evals" / f"{slug(version)}.json"
     keep_dir = keep or report_path.with_suffix(".d")
+    if keep is None and keep_dir.is_dir():
+        shutil.rmtree(keep_dir)  # the previous run's kept databases belong to its report
     options = RunOptions(label=version, approvals=approvals,  # type: ignore[arg-type]
                          policy_dir=policy, workers=workers, keep_dir=keep_dir.resolve(),
                          keep_all=keep_all, sources=files)
@@ -152,11 +166,15 @@ def run_cmd(
             raise fail(f"eval run failed: {type(exc).__name__}: {exc}") from None
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(dumps(compact_report(report) if compact else report))
-    out.print(metrics_table(report))
+    # Eleven figures per autopilot need ~86 columns; never squeeze them into "100…".
+    Console(file=out.file, width=max(out.width, 88), force_terminal=out.is_terminal,
+            no_color=out.no_color).print(metrics_table(report))
+    out.print(f"[dim]{LEGEND}[/dim]")
     failing = [e for e in report["incidents"] if not e["passed"]]
     for e in failing[:15]:
         div = e.get("divergence") or {}
-        out.print(f"[yellow]✗ {e['id']}[/yellow] {'; '.join(e['failures'])}"
+        more = f" (+{len(e['failures']) - 1} more)" if len(e["failures"]) > 1 else ""
+        out.print(f"[yellow]✗ {e['id']}[/yellow] {e['failures'][0]}{more}"
                   + (f"\n    diverged at step {div.get('step')} ({div.get('node')}): "
                      f"{div.get('command')}" if div else ""), soft_wrap=True)
     if len(failing) > 15:
@@ -231,8 +249,8 @@ def _print_comparison(base: dict[str, Any], cand: dict[str, Any], result: Any) -
                      if c["candidate"]["failures"] else ""), soft_wrap=True)
         at = c.get("diverges_at")
         if at:
-            out.print(f"    trajectories part at step {at['step']} ({at['node']}): "
-                      f"{at['command']}", soft_wrap=True)
+            out.print(f"    trajectories part at step {at['step']} ({at['node']})"
+                      + (f": {at['command']}" if at.get("command") else ""), soft_wrap=True)
     if result.missing:
         out.print(f"[yellow]not in the candidate:[/yellow] {', '.join(result.missing[:20])}")
     if result.ok:

@@ -53,10 +53,18 @@ class Comparison:
                 "missing": self.missing}
 
 
-def first_divergence(base: list[dict[str, Any]], cand: list[dict[str, Any]]) -> int | None:
+def _course(trajectory: list[Any]) -> list[tuple[str, str]]:
+    """(node, state digest) per checkpoint, from a full report (dicts) or a compact one
+    ("node@digest" strings)."""
+    return [tuple(t.rsplit("@", 1)) if isinstance(t, str)  # type: ignore[misc]
+            else (t.get("node"), t.get("state")) for t in trajectory]
+
+
+def first_divergence(base: list[Any], cand: list[Any]) -> int | None:
     """Index of the first checkpoint where the two runs differ (node made it, or state)."""
-    for i, (b, c) in enumerate(zip(base, cand, strict=False)):
-        if b.get("node") != c.get("node") or b.get("state") != c.get("state"):
+    base_course, cand_course = _course(base), _course(cand)
+    for i, (b, c) in enumerate(zip(base_course, cand_course, strict=False)):
+        if b != c:
             return i
     if len(base) != len(cand):
         return min(len(base), len(cand)) if cand else None
@@ -105,6 +113,18 @@ def compare(baseline: dict[str, Any], candidate: dict[str, Any],
             continue
         at = first_divergence(b.get("trajectory", []), c.get("trajectory", []))
         point = c["trajectory"][at] if at is not None and at < len(c["trajectory"]) else None
+        if point is None:
+            where = None
+        elif isinstance(point, str) or "checkpoint_id" not in point:  # a compact report
+            where = {"step": at, "node": _course([point])[0][0]}
+        else:
+            where = {"step": point.get("step"), "node": point.get("node"),
+                     "checkpoint_id": point["checkpoint_id"],
+                     "baseline_node": _course(b["trajectory"])[at][0]
+                     if at is not None and at < len(b["trajectory"]) else None,
+                     "candidate_state": point.get("signature"),
+                     "command": open_command(c.get("kept"), c.get("thread_id", ""),
+                                             point["checkpoint_id"])}
         changed.append({
             "id": iid, "graph": c["graph"], "title": c["title"],
             "baseline": {"passed": b["passed"], "outcome": b["outcome"],
@@ -112,15 +132,7 @@ def compare(baseline: dict[str, Any], candidate: dict[str, Any],
             "candidate": {"passed": c["passed"], "outcome": c["outcome"],
                           "human_involved": c["human_involved"], "failures": c["failures"]},
             "regressed": b["passed"] and not c["passed"],
-            "diverges_at": None if point is None else {
-                "step": point.get("step"), "node": point.get("node"),
-                "checkpoint_id": point["checkpoint_id"],
-                "baseline_node": b["trajectory"][at]["node"]
-                if at is not None and at < len(b["trajectory"]) else None,
-                "candidate_state": point.get("signature"),
-                "command": open_command(c.get("kept"), c.get("thread_id", ""),
-                                        point["checkpoint_id"])} if "checkpoint_id" in point
-                else {"step": at, "node": point.get("node")}})
+            "diverges_at": where})
     if candidate["metrics"]["all"].get("safety_violations", 0):
         reasons.append(f"{candidate['metrics']['all']['safety_violations']} safety "
                        f"violation(s) in the candidate: "

@@ -10,6 +10,7 @@ memory, while the compiled graphs, the tool registry and the parsed policy stay 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sqlite3
 from contextlib import ExitStack
 from datetime import date, datetime
@@ -184,7 +185,9 @@ class Sandbox:
 
     def keep(self, target: Path) -> Path:
         """Copy this incident's databases to `target` (a data dir `autopilot` can open)."""
-        target.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
         self.services.db.engine.dispose()
         with sqlite3.connect(self.work / "autopilot.sqlite") as src, \
                 sqlite3.connect(target / "autopilot.sqlite") as dst:

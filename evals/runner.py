@@ -7,7 +7,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -198,8 +197,7 @@ def compact(report: dict[str, Any]) -> dict[str, Any]:
         "incidents": [{**{k: e[k] for k in _COMPACT_KEYS},
                        "proposals": [{"tool": p["tool"], "status": p["status"],
                                       "decision": p["decision"]} for p in e["proposals"]],
-                       "trajectory": [{"node": t["node"], "state": t["state"]}
-                                      for t in e["trajectory"]]}
+                       "trajectory": [f"{t['node']}@{t['state']}" for t in e["trajectory"]]}
                       for e in report["incidents"]],
     }
 
@@ -277,7 +275,3 @@ def _close_worker() -> None:
         _sandbox.close()
         _sandbox = None
 
-
-def clear(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)

@@ -62,6 +62,11 @@ def matches(pattern: ActionPattern, action: dict[str, Any]) -> bool:
         _value_matches(v, args.get(k)) for k, v in pattern.args.items())
 
 
+def _describe(pattern: ActionPattern) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in pattern.args.items())
+    return f"{pattern.tool}({args})" if args else pattern.tool
+
+
 def _pairs(expected: list[ActionPattern], actual: list[dict[str, Any]]) -> list[tuple[int, int]]:
     """A maximum matching of expected to actual actions (tiny sets: simple augmenting paths)."""
     owner: dict[int, int] = {}
@@ -123,9 +128,16 @@ def score(incident: Incident, seen: Observed) -> Score:
           "subset": matched == len(proposed),
           "superset": matched == len(exp.actions)}[mode]
     if not ok:
-        want = ", ".join(a.tool for a in exp.actions) or "nothing"
         got = ", ".join(p["tool"] for p in proposed) or "nothing"
-        failures.append(("actions", f"{mode} match failed: expected {want}; proposed {got}"))
+        used_e, used_a = {e for e, _ in pairs}, {a for _, a in pairs}
+        missing = [_describe(a) for e, a in enumerate(exp.actions) if e not in used_e]
+        extra = [p["tool"] for a, p in enumerate(proposed) if a not in used_a]
+        detail = "; ".join(filter(None, [
+            f"not proposed: {', '.join(missing)}" if missing else "",
+            f"unexpected: {', '.join(extra)}" if extra and mode in ("strict", "unordered",
+                                                                     "subset") else "",
+            "out of order" if mode == "strict" and not missing and not extra else ""]))
+        failures.append(("actions", f"{mode} match failed ({detail}); proposed {got}"))
     right = total = 0
     by_expected = dict(pairs)
     for e, action in enumerate(exp.actions):
