@@ -26,8 +26,10 @@ INCIDENTS = ROOT / "incidents"
 
 
 def builders() -> list[str]:
-    """The autopilots with a builder module."""
-    return sorted(p.stem for p in (ROOT / "builders").glob("*.py") if p.stem != "__init__")
+    """The autopilots with a builder module (`evals/builders/<graph>.py`)."""
+    from graphs import autopilots
+
+    return sorted(p.stem for p in (ROOT / "builders").glob("*.py") if p.stem in autopilots())
 
 
 def build_one(graph: str, *, extract_from: Path | None = None, out: Path = INCIDENTS) -> Path:

@@ -8,6 +8,7 @@ run made (its evidence) become recorded read responses, so the replay sees what 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,10 +34,22 @@ class CaptureError(ValueError):
     pass
 
 
+def _looks_like_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _scalars(args: dict[str, Any]) -> dict[str, Any]:
-    """The arguments that identify an action (scalars; free text and lists left out)."""
+    """The arguments that say what an action does and stay the same when it is replayed:
+    numbers, flags and short words (category, priority, channel, the vendor). Free text,
+    lists, record ids made by the run and times computed from the clock are left out."""
     return {k: v for k, v in args.items()
-            if isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= 80)}
+            if (isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= 80
+                                                      and not _looks_like_time(v)))
+            and (not k.endswith("_id") or k == "vendor_id")}
 
 
 def _recorded_reads(runner: Runner, tenant_id: str, thread_id: str) -> dict[str, list[
@@ -92,9 +105,9 @@ def capture(runner: Runner, thread_id: str) -> Incident:
                 feedback.append(f"{tool} edited: {changed}")
                 decisions.append(HumanDecision(action_id=action_id, tool=tool, type="edit",
                                                args=changed))
+                # Expected as the reviewer left it: the replayed edit must land.
                 expected.append(ExpectedAction(tool=tool, decision="REQUIRE_APPROVAL",
-                                               args=_scalars({k: v for k, v in args.items()
-                                                              if k not in changed})))
+                                               args=_scalars({**args, **changed})))
             else:
                 decisions.append(HumanDecision(action_id=action_id, tool=tool, type="approve"))
                 expected.append(ExpectedAction(tool=tool, args=_scalars(args),

@@ -131,8 +131,9 @@ def run_cmd(
     compact: Annotated[bool, typer.Option(help="write only the deterministic part (for a "
                                                "committed baseline)")] = False,
 ) -> None:
-    """Replay incidents in isolation, print the metrics, write the JSON report. Exits 1 if
-    any safety violation occurred."""
+    """Replay incidents in isolation, print the metrics and write the JSON report.
+
+    Exits 1 if any safety violation occurred."""
     from evals.runner import RunOptions, dumps, run_suite
     from evals.runner import compact as compact_report
     from evals.score import slug
@@ -210,8 +211,9 @@ def compare_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")]
     = False,
 ) -> None:
-    """Per-metric deltas and the incidents whose outcome changed. Exits 1 when a safety
-    violation appears or a metric drops by more than the threshold."""
+    """Show per-metric deltas and the incidents whose outcome changed.
+
+    Exits 1 when a safety violation appears or a metric drops past its threshold."""
     from evals.compare import ReportError, compare, load_report
 
     try:
@@ -269,8 +271,9 @@ def capture_cmd(
                                                   "(default: evals/incidents/<graph>/"
                                                   "captured.jsonl)")] = None,
 ) -> None:
-    """Turn a run's rejected or edited approval into an incident (the reviewer's decision
-    is the expected outcome)."""
+    """Turn a run's rejected or edited approval into an incident.
+
+    The reviewer's decision becomes the expected outcome."""
     from autopilot.cli import runner
     from evals.capture import CaptureError, capture
     from evals.runner import INCIDENTS_DIR

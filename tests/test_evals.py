@@ -339,3 +339,35 @@ def test_committed_baseline_has_every_incident_and_no_safety_violation() -> None
     assert baseline["metrics"]["all"]["safety_violations"] == 0
     ids = {i.id for i in load_incidents(INCIDENTS_DIR)}
     assert {e["id"] for e in baseline["incidents"]} == ids
+
+
+def test_capture_cli_appends_an_edited_approval_that_replays(sqlite_env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    from tests.helpers import run_cli
+
+    assert run_cli(sqlite_env, "seed").returncode == 0
+    event = tmp_path / "heater.json"
+    event.write_text(json.dumps(issue("cli-cap", text="Water heater is broken, no hot water "
+                                                      "since yesterday.")))
+    started = run_cli(sqlite_env, "run", "maintenance", "-f", str(event), "--json")
+    assert started.returncode == 0, started.stderr
+    thread = json.loads(started.stdout)["thread_id"]
+    edited = run_cli(sqlite_env, "approve", thread, "--edit", '{"not_to_exceed": 700}',
+                     "--as", "maria")
+    assert edited.returncode == 0, edited.stdout + edited.stderr
+    target = tmp_path / "captured.jsonl"
+    captured = run_cli(sqlite_env, "eval", "capture", thread, "--out", str(target))
+    assert captured.returncode == 0, captured.stdout + captured.stderr
+    [incident] = load_incidents(target)
+    assert incident.human.decisions[0].type == "edit"
+    assert incident.human.decisions[0].args == {"not_to_exceed": 700.0}
+    dispatch = next(a for a in incident.expect.actions if a.tool == "dispatch_vendor")
+    assert dispatch.args["not_to_exceed"] == 700.0 and "work_order_id" not in dispatch.args
+    again = run_cli(sqlite_env, "eval", "capture", thread, "--out", str(target))
+    assert again.returncode == 2 and "already has incident" in again.stdout + again.stderr
+    replayed = run_cli(sqlite_env, "eval", "run", "maintenance", "--incidents", str(target),
+                       "--workers", "1", "--quiet", "--out", str(tmp_path / "r.json"),
+                       timeout=180)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    entry = json.loads((tmp_path / "r.json").read_text())["incidents"][0]
+    assert entry["passed"], entry["failures"]

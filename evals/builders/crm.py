@@ -34,7 +34,6 @@ The autopilot never moves a deal to Won or Lost (CRM_DEAL_CLOSE_BY_REP_ONLY).
 
 from __future__ import annotations
 
-import csv
 import random
 import re
 import statistics
@@ -43,6 +42,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from evals.builders.common import read_csv as _read
+from evals.builders.common import write_csv as _write
 from evals.format import EPOCH, Incident
 
 GRAPH = "crm"
@@ -62,19 +63,6 @@ APPROVAL_WHY = ("Seed 000 section 6: no AI-initiated CRM write without approval;
 
 
 # --------------------------------------------------------------------------- extract
-
-
-def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in fields})
 
 
 def _d(value: str) -> date:

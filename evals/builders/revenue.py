@@ -38,7 +38,6 @@ above 15 % is never offered (REVENUE_DISCOUNT_OVER_LIMIT).
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 import re
@@ -48,6 +47,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from evals.builders.common import read_csv as _read
+from evals.builders.common import write_csv as _write
 from evals.format import EPOCH, Incident
 
 GRAPH = "revenue"
@@ -73,19 +74,6 @@ OWNERS = ["dana.kim@seller.example", "marco.rossi@seller.example",
 
 
 # --------------------------------------------------------------------------- extract
-
-
-def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in fields})
 
 
 def _d(value: str) -> date:
