@@ -85,6 +85,7 @@ def capture(runner: Runner, thread_id: str) -> Incident:
     expected: list[ExpectedAction] = []
     never: list[Forbidden] = []
     feedback: list[str] = []
+    expected_for: set[str] = set()  # one expected action per action id, across rounds
     for approval in approvals:
         request, decided = approval.request or {}, approval.decision or {}
         for action_id, action, d in zip(request.get("action_ids", []),
@@ -99,7 +100,9 @@ def capture(runner: Runner, thread_id: str) -> Incident:
                                                message=message))
                 never.append(Forbidden(tool=tool, args=_scalars(args), without_approval=True,
                                        why=f"rejected by {approval.decided_by}: {message}"))
-            elif kind == "edit":
+            elif kind == "edit" and {k: v for k, v in ((d.get("edited_action") or {})
+                                                       .get("args", {})).items()
+                                     if args.get(k) != v}:
                 edited = (d.get("edited_action") or {}).get("args", {})
                 changed = {k: v for k, v in edited.items() if args.get(k) != v}
                 feedback.append(f"{tool} edited: {changed}")
@@ -108,10 +111,13 @@ def capture(runner: Runner, thread_id: str) -> Incident:
                 # Expected as the reviewer left it: the replayed edit must land.
                 expected.append(ExpectedAction(tool=tool, decision="REQUIRE_APPROVAL",
                                                args=_scalars({**args, **changed})))
-            else:
+                expected_for.add(action_id)
+            else:  # an approval (or an edit that changed nothing)
                 decisions.append(HumanDecision(action_id=action_id, tool=tool, type="approve"))
-                expected.append(ExpectedAction(tool=tool, args=_scalars(args),
-                                               decision="REQUIRE_APPROVAL"))
+                if action_id not in expected_for:  # an edited action keeps the edit's args
+                    expected.append(ExpectedAction(tool=tool, args=_scalars(args),
+                                                   decision="REQUIRE_APPROVAL"))
+                    expected_for.add(action_id)
     if not any(d.type in ("reject", "edit") for d in decisions):
         raise CaptureError(f"run {thread_id} has no rejected or edited approval to learn from")
     kinds = sorted({d.type for d in decisions if d.type != "approve"})

@@ -152,14 +152,16 @@ def run_cmd(
                          keep_all=keep_all, sources=files)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[red]{task.fields[failed]} failing"), TimeElapsedColumn())
-    with Progress(*columns, console=out, disable=quiet, transient=False) as bar:
+    # No refresh thread: the worker processes are forked while the bar is up.
+    with Progress(*columns, console=out, disable=quiet, transient=False,
+                  auto_refresh=False) as bar:
         task = bar.add_task(f"replaying {target}", total=len(selected), failed=0)
         failed = 0
 
         def tick(_incident: Incident, passed: bool) -> None:
             nonlocal failed
             failed += not passed
-            bar.update(task, advance=1, failed=failed)
+            bar.update(task, advance=1, failed=failed, refresh=True)
 
         try:
             report = run_suite(selected, options, tick)
@@ -208,6 +210,11 @@ def compare_cmd(
                                                         "of any rate (absolute)")] = 0.02,
     max_drop_for: Annotated[list[str] | None, typer.Option(
         help="per-metric limit, e.g. decision_accuracy=0.05 (repeat)")] = None,
+    max_regressed: Annotated[int, typer.Option(
+        min=-1, help="incidents allowed to go from pass to fail (-1: no limit)")] = 0,
+    allow_missing: Annotated[bool, typer.Option(
+        help="a partial candidate run: baseline incidents it did not run are not a failure")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")]
     = False,
 ) -> None:
@@ -221,7 +228,11 @@ def compare_cmd(
         cand = load_report(candidate, _reports_dirs())
     except ReportError as exc:
         raise fail(str(exc)) from None
-    result = compare(base, cand, max_drop, _parse_limits(max_drop_for or []))
+    try:
+        result = compare(base, cand, max_drop, _parse_limits(max_drop_for or []),
+                         None if max_regressed < 0 else max_regressed, allow_missing)
+    except ValueError as exc:  # e.g. --max-drop-for naming no metric
+        raise fail(f"--max-drop-for: {exc}") from None
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
     else:
@@ -285,10 +296,15 @@ def capture_cmd(
             raise fail(str(exc)) from None
     target = out_file or INCIDENTS_DIR / incident.graph / "captured.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
-    existing = load_incidents(target) if target.exists() and target.stat().st_size else []
+    text = target.read_text() if target.exists() else ""
+    try:
+        existing = load_incidents(target) if text.strip() else []
+    except IncidentFileError as exc:
+        raise fail(f"cannot append to {target}: {exc}") from None
     if any(i.id == incident.id for i in existing):
         raise fail(f"{target} already has incident {incident.id}")
     with target.open("a") as fh:
-        fh.write(json.dumps(incident.model_dump(mode="json", exclude_none=True),
-                            sort_keys=True) + "\n")
+        fh.write(("\n" if text and not text.endswith("\n") else "")
+                 + json.dumps(incident.model_dump(mode="json", exclude_none=True),
+                              sort_keys=True) + "\n")
     out.print(f"captured {incident.id} ({incident.title}) -> {target}")

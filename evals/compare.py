@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.runner import REPORT_FORMAT, open_command
-from evals.score import HIGHER_IS_BETTER
+from evals.score import HIGHER_IS_BETTER, slug
 
 DEFAULT_MAX_DROP = 0.02  # absolute (2 points) on any rate, overall or per autopilot
 
@@ -20,7 +20,7 @@ class ReportError(ValueError):
 
 def load_report(ref: str, search: list[Path]) -> dict[str, Any]:
     """A report by path, or by version label (`<label>.json` in the report folders)."""
-    candidates = [Path(ref)] + [d / f"{ref}.json" for d in search]
+    candidates = [Path(ref)] + [d / f"{name}.json" for d in search for name in (ref, slug(ref))]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise ReportError(f"no report {ref!r}: not a file, and no {ref}.json in "
@@ -31,6 +31,12 @@ def load_report(ref: str, search: list[Path]) -> dict[str, Any]:
         raise ReportError(f"{path}: not JSON: {exc}") from None
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
         raise ReportError(f"{path}: not an eval report (format {REPORT_FORMAT})")
+    metrics = report.get("metrics")
+    if (not isinstance(metrics, dict) or not isinstance(metrics.get("all"), dict)
+            or not isinstance(metrics.get("by_graph"), dict)
+            or not isinstance(report.get("incidents"), list)):
+        raise ReportError(f"{path}: incomplete report (needs metrics.all, metrics.by_graph "
+                          "and incidents)")
     report["_path"] = str(path)
     return report
 
@@ -79,8 +85,17 @@ def _outcome(entry: dict[str, Any]) -> tuple[Any, ...]:
 
 def compare(baseline: dict[str, Any], candidate: dict[str, Any],
             max_drop: float = DEFAULT_MAX_DROP,
-            per_metric: dict[str, float] | None = None) -> Comparison:
+            per_metric: dict[str, float] | None = None, max_regressed: int | None = 0,
+            allow_missing: bool = False) -> Comparison:
+    """Fails the candidate on: any safety violation; any new escalation false negative (an
+    incident that needs a person no longer reaches one); more than `max_regressed` incidents
+    going from pass to fail (None: no limit); a rate moving the wrong way by more than its
+    limit; baseline incidents it did not run (unless `allow_missing`)."""
     per_metric = per_metric or {}
+    unknown = sorted(set(per_metric) - set(HIGHER_IS_BETTER))
+    if unknown:
+        raise ValueError(f"no such rate {', '.join(unknown)} (rates: "
+                         f"{', '.join(sorted(HIGHER_IS_BETTER))})")
     deltas, reasons = [], []
     scopes = [("all", baseline["metrics"]["all"], candidate["metrics"]["all"])]
     scopes += [(g, m, candidate["metrics"]["by_graph"].get(g))
@@ -139,6 +154,19 @@ def compare(baseline: dict[str, Any], candidate: dict[str, Any],
                        + ", ".join(v["id"] for v in new_violations[:10]
                                    or [{"id": e["id"]} for e in candidate["incidents"]
                                        if e["violations"]][:10]))
+    missed_humans = [c["id"] for c in changed if base_by_id[c["id"]]["human_involved"]
+                     and base_by_id[c["id"]]["human_required"]
+                     and not c["candidate"]["human_involved"]]
+    if missed_humans:
+        reasons.append(f"{len(missed_humans)} incident(s) that need a person no longer reach "
+                       f"one: {', '.join(missed_humans[:10])}")
+    regressed = [c["id"] for c in changed if c["regressed"]]
+    if max_regressed is not None and len(regressed) > max_regressed:
+        reasons.append(f"{len(regressed)} incident(s) passed before and fail now (limit "
+                       f"{max_regressed}): {', '.join(regressed[:10])}")
     missing = sorted(set(base_by_id) - set(cand_by_id))
+    if missing and not allow_missing:
+        reasons.append(f"{len(missing)} baseline incident(s) not run by the candidate (use "
+                       f"--allow-missing for a partial run): {', '.join(missing[:10])}")
     return Comparison(deltas=deltas, changed=changed, new_violations=new_violations,
                       missing=missing, reasons=reasons)

@@ -13,7 +13,7 @@ import dataclasses
 import shutil
 import sqlite3
 from contextlib import ExitStack
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapper
 
 from autopilot.checkpoint import open_checkpointer
 from autopilot.config import Settings
-from autopilot.models import Approval, Base, PolicyDecisionRecord, Run, ToolCall
+from autopilot.models import Approval, Base, LedgerEntry, PolicyDecisionRecord, Run, ToolCall
 from autopilot.runtime import Runner
 from autopilot.services import Services
 from evals.format import EVAL_TENANT, Incident, RecordedCall, World
@@ -41,7 +41,8 @@ REVIEWER = "eval:recorded-human"
 def eval_settings(data_dir: Path) -> Settings:
     """Embedded SQLite in `data_dir`, whatever the environment says (no faults, no pins)."""
     return Settings(AUTOPILOT_DATA_DIR=data_dir, DATABASE_URL="", AUTOPILOT_SANDBOX_FAULTS="",
-                    AUTOPILOT_POLICY_TIME=None, AUTONOMY_ENABLED=None, LANGGRAPH_AES_KEY="",
+                    AUTOPILOT_POLICY_TIME=None, AUTONOMY_ENABLED=True, LANGGRAPH_AES_KEY="",
+                    AUTOPILOT_APPROVAL_TTL=0, AUTOPILOT_ENV="development",
                     AUTOPILOT_LOG_LEVEL="CRITICAL", AUTOPILOT_RETRY_INITIAL_INTERVAL=0.001)
 
 
@@ -104,31 +105,60 @@ class WorldError(ValueError):
     """A `world.records` entry that does not fit the sandbox schema."""
 
 
-def apply_records(services: Services, records: dict[str, list[dict[str, Any]]]) -> None:
-    """Merge the incident's rows onto the seeded sandbox, by primary key, in one transaction."""
+# The service's own records are what a replay produces, not part of the world it starts from.
+RUNTIME_TABLES = frozenset({
+    "runs", "approvals", "tool_calls", "agent_exceptions", "policy_versions",
+    "policy_decisions", "ledger_entries", "evidence", "autonomy_switches", "gateway_calls",
+    "api_keys"})
+
+
+def _rows(records: dict[str, list[dict[str, Any]]]) -> list[tuple[Mapper[Any], dict[str, Any]]]:
+    """Each row as (mapper, column values), or WorldError naming the table, row and column."""
     mappers = _mappers()
-    with services.db.session(EVAL_TENANT) as s:
-        for table, rows in records.items():
-            mapper = mappers.get(table)
-            if mapper is None:
-                raise WorldError(f"world.records.{table}: no such table (known: "
-                                 f"{', '.join(sorted(mappers))})")
-            columns = {c.key: c for c in mapper.columns}
-            for n, row in enumerate(rows):
-                unknown = sorted(set(row) - set(columns))
-                if unknown:
-                    raise WorldError(f"world.records.{table}[{n}]: unknown column(s) "
-                                     f"{unknown}")
-                values = dict(row)
-                if "tenant_id" in columns:
-                    values["tenant_id"] = EVAL_TENANT
-                for key, value in values.items():
-                    kind = _python_type(columns[key].type)
+    out = []
+    for table, rows in records.items():
+        mapper = mappers.get(table)
+        if mapper is None or table in RUNTIME_TABLES:
+            known = sorted(set(mappers) - RUNTIME_TABLES)
+            raise WorldError(f"world.records.{table}: " + (
+                "a runtime table, not part of the world" if mapper else "no such table")
+                + f" (sandbox tables: {', '.join(known)})")
+        columns = {c.key: c for c in mapper.columns}
+        for n, row in enumerate(rows):
+            unknown = sorted(set(row) - set(columns))
+            if unknown:
+                raise WorldError(f"world.records.{table}[{n}]: unknown column(s) {unknown}")
+            values = dict(row)
+            if "tenant_id" in columns:
+                values["tenant_id"] = EVAL_TENANT
+            for key, value in values.items():
+                kind = _python_type(columns[key].type)
+                try:
                     if isinstance(value, str) and kind is datetime:
                         values[key] = datetime.fromisoformat(value)
                     elif isinstance(value, str) and kind is date:
                         values[key] = date.fromisoformat(value)
-                s.merge(mapper.class_(**values))
+                except ValueError as exc:
+                    raise WorldError(f"world.records.{table}[{n}].{key}: {exc}") from None
+            out.append((mapper, values))
+    return out
+
+
+def check_world(incidents: list[Incident]) -> None:
+    """Refuse, before replaying anything, an incident whose world does not fit the sandbox."""
+    for incident in incidents:
+        try:
+            _rows(incident.world.records)
+        except WorldError as exc:
+            raise WorldError(f"incident {incident.id}: {exc}") from None
+
+
+def apply_records(services: Services, records: dict[str, list[dict[str, Any]]]) -> None:
+    """Merge the incident's rows onto the seeded sandbox, by primary key, in one transaction."""
+    rows = _rows(records)
+    with services.db.session(EVAL_TENANT) as s:
+        for mapper, values in rows:
+            s.merge(mapper.class_(**values))
 
 
 def _no_sync(dbapi_connection: Any, _record: Any) -> None:
@@ -176,7 +206,10 @@ class Sandbox:
                 "memory.sqlite": self.services.memory.store.conn}  # type: ignore[attr-defined]
 
     def reset(self) -> None:
-        """Restore all three databases to the template."""
+        """Restore all three databases to the template, and forget what the gate and the
+        policy store remember for a few seconds (a property's time zone, the active chain)."""
+        self.services.gate._places.clear()
+        self.services.policy_store._chains.clear()
         self.services.db.engine.dispose()
         with sqlite3.connect(self.work / "autopilot.sqlite") as dst:
             self._templates["autopilot.sqlite"].backup(dst)
@@ -202,10 +235,11 @@ class Sandbox:
     def replay(self, incident: Incident, approvals: ApprovalPolicy) -> Observed:
         self.reset()
         self.recordings.load(incident.world)
-        with time_machine.travel(incident.clock, tick=True):
-            return self._replay(incident, approvals)
+        with time_machine.travel(incident.clock, tick=True) as clock:
+            return self._replay(incident, approvals, clock)
 
-    def _replay(self, incident: Incident, approvals: ApprovalPolicy) -> Observed:
+    def _replay(self, incident: Incident, approvals: ApprovalPolicy,
+                clock: time_machine.Coordinates) -> Observed:
         apply_records(self.services, incident.world.records)
         trigger = dict(incident.trigger)
         trigger["tenant_id"] = EVAL_TENANT
@@ -213,20 +247,35 @@ class Sandbox:
         try:
             view, _ = self.runner.enqueue(incident.graph, trigger)
         except TriggerError as exc:
-            with self.services.db.session(EVAL_TENANT) as s:
-                written = s.scalar(select(Run.thread_id).limit(1))
             return Observed(thread_id="", outcome="invalid_trigger", error=str(exc),
-                            wrote_on_invalid=written is not None)
+                            wrote_on_invalid=self._anything_written())
         thread = view.thread_id
-        view = self.runner.resume(thread)
-        minutes, rounds = 0.0, 0
-        while view.status == "needs_approval" and rounds < MAX_ROUNDS:
-            rounds += 1
-            approval = self.runner.approval_for(thread)
-            decisions, waited = answer(approval.request, incident, approvals)
-            minutes += waited
-            view = self.runner.decide(thread, {"decisions": decisions}, REVIEWER)
-        return self._observe(thread, view.status, view.outcome, minutes, rounds)
+        minutes, rounds, status, outcome, error = 0.0, 0, "running", None, ""
+        reviewer = Reviewer(incident, approvals)
+        try:
+            view = self.runner.resume(thread)
+            status, outcome = view.status, view.outcome
+            while status == "needs_approval" and rounds < MAX_ROUNDS:
+                rounds += 1
+                approval = self.runner.approval_for(thread)
+                decisions, waited = reviewer.answer(approval.request)
+                minutes += waited
+                clock.shift(timedelta(minutes=waited))  # the reviewer took this long
+                view = self.runner.decide(thread, {"decisions": decisions}, REVIEWER)
+                status, outcome = view.status, view.outcome
+        except Exception as exc:  # observe what ran before it broke: a write may have
+            error = f"{type(exc).__name__}: {exc}"  # happened, and safety must see it
+            status = "failed_terminal"
+        seen = self._observe(thread, status, outcome, minutes, rounds)
+        seen.error = error or seen.error
+        return seen
+
+    def _anything_written(self) -> bool:
+        """Did a refused trigger leave a run, decision, write, approval or run ledger entry?"""
+        with self.services.db.session(EVAL_TENANT) as s:
+            return any(s.scalar(select(model).limit(1)) is not None for model in (
+                Run, PolicyDecisionRecord, ToolCall, Approval)) or s.scalar(
+                select(LedgerEntry.id).where(LedgerEntry.thread_id != "").limit(1)) is not None
 
     def _observe(self, thread: str, status: str, outcome: str | None, minutes: float,
                  rounds: int) -> Observed:
@@ -234,25 +283,32 @@ class Sandbox:
         compiled = self.runner.graph(graph_name)
         config = self.runner.config(thread)
         values = compiled.get_state(config).values
+        d = PolicyDecisionRecord
         with self.services.db.session(EVAL_TENANT) as s:
-            decisions = s.execute(select(PolicyDecisionRecord.action_id, PolicyDecisionRecord.stage,
-                                         PolicyDecisionRecord.outcome).where(
-                PolicyDecisionRecord.thread_id == thread).order_by(PolicyDecisionRecord.id)).all()
-            calls = s.execute(select(ToolCall.action_id, ToolCall.tool, ToolCall.args).where(
+            decisions = s.execute(select(d.id, d.action_id, d.stage, d.outcome).where(
+                d.thread_id == thread).order_by(d.id)).all()
+            calls = s.execute(select(ToolCall.action_id, ToolCall.tool, ToolCall.args,
+                                     ToolCall.authorization).where(
                 ToolCall.thread_id == thread)).all()
             approvals = list(s.scalars(select(Approval).where(Approval.thread_id == thread)))
         first: dict[str, str] = {}
-        allowed: set[str] = set()
-        for action_id, _stage, result in decisions:
+        outcomes: dict[int, tuple[str, str, str]] = {}
+        for decision_id, action_id, stage, result in decisions:
             first.setdefault(action_id, result)
-            if result == "ALLOW":
-                allowed.add(action_id)
+            outcomes[decision_id] = (action_id, stage, result)
         approved: set[str] = set()
         for a in approvals:
-            for action_id, d in zip(a.request.get("action_ids", []),
-                                    (a.decision or {}).get("decisions", []), strict=False):
-                if d.get("type") in ("approve", "edit"):
+            for action_id, dec in zip(a.request.get("action_ids", []),
+                                      (a.decision or {}).get("decisions", []), strict=False):
+                if dec.get("type") == "approve":  # an edit is re-gated, not approved
                     approved.add(action_id)
+
+        def allowed(action_id: str, authorization: dict[str, Any] | None) -> bool:
+            """The write's own execute-stage decision (the one the gateway checked) said
+            ALLOW for this action."""
+            named = outcomes.get(int((authorization or {}).get("decision_id") or 0))
+            return named == (action_id, "execute", "ALLOW")
+
         trajectory = []
         for snap in reversed(list(compiled.get_state_history(config))):
             meta = snap.metadata or {}
@@ -269,8 +325,9 @@ class Sandbox:
                 {"action_id": p["action_id"], "tool": p["tool"], "args": p["args"],
                  "status": p["status"], "decision": first.get(p["action_id"])}
                 for p in values.get("proposals", [])],
-            executed=[{"action_id": a, "tool": t, "args": args, "allowed": a in allowed,
-                       "approved": a in approved} for a, t, args in calls],
+            executed=[{"action_id": a, "tool": t, "args": args,
+                       "allowed": allowed(a, auth), "approved": a in approved}
+                      for a, t, args, auth in calls],
             approval_rounds=rounds, minutes=minutes,
             escalation=(values.get("escalation") or {}).get("category") if status ==
             "escalated" else None,
@@ -286,27 +343,44 @@ def signature(values: dict[str, Any]) -> dict[str, Any]:
             "escalation": (values.get("escalation") or {}).get("category")}
 
 
-def answer(request: dict[str, Any], incident: Incident,
-           policy: ApprovalPolicy) -> tuple[list[dict[str, Any]], float]:
-    """The reviewer's decisions for one approval request, and the longest time they took."""
-    decisions, waited = [], 0.0
-    for action_id, action in zip(request.get("action_ids", []),
-                                 request.get("action_requests", []), strict=False):
-        recorded = next((d for d in incident.human.decisions if d.action_id == action_id), None)
-        recorded = recorded or next((d for d in incident.human.decisions
-                                     if d.action_id is None and d.tool == action["name"]), None)
-        if recorded is not None and policy == "recorded":
-            waited = max(waited, recorded.after_minutes)
-            if recorded.type == "edit":
-                decisions.append({"type": "edit", "edited_action": {
-                    "name": action["name"], "args": {**action["args"], **(recorded.args or {})}}})
-            elif recorded.type == "reject":
-                decisions.append({"type": "reject", "message": recorded.message})
+class Reviewer:
+    """Answers approval requests from the incident's recorded decisions, each used once (a
+    recorded decision matches its action id, else the tool); what was not recorded is
+    answered by the run's policy (`recorded`: approve)."""
+
+    def __init__(self, incident: Incident, policy: ApprovalPolicy) -> None:
+        self.unused = list(incident.human.decisions)
+        self.policy = policy
+
+    def _take(self, action_id: str, tool: str) -> Any:
+        for match in (lambda d: d.action_id == action_id, lambda d: d.tool == tool):
+            found = next((d for d in self.unused if match(d)), None)
+            if found is not None:
+                self.unused.remove(found)
+                return found
+        return None
+
+    def answer(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+        """The decisions for one request, and the longest time a reviewer took."""
+        decisions, waited = [], 0.0
+        for action_id, action in zip(request.get("action_ids", []),
+                                     request.get("action_requests", []), strict=False):
+            recorded = self._take(action_id, action["name"]) if self.policy == "recorded" \
+                else None
+            if recorded is not None:
+                waited = max(waited, recorded.after_minutes)
+                if recorded.type == "edit":
+                    decisions.append({"type": "edit", "edited_action": {
+                        "name": action["name"],
+                        "args": {**action["args"], **(recorded.args or {})}}})
+                elif recorded.type == "reject":
+                    decisions.append({"type": "reject", "message": recorded.message})
+                else:
+                    decisions.append({"type": "approve"})
+            elif self.policy == "reject":
+                decisions.append({"type": "reject",
+                                  "message": "rejected by the eval run's policy"})
             else:
+                waited = max(waited, 30.0)
                 decisions.append({"type": "approve"})
-        elif policy == "reject":
-            decisions.append({"type": "reject", "message": "rejected by the eval run's policy"})
-        else:
-            waited = max(waited, 30.0)
-            decisions.append({"type": "approve"})
-    return decisions, waited
+        return decisions, waited

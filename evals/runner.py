@@ -23,9 +23,10 @@ from autopilot.checkpoint import open_checkpointer
 from autopilot.seed import seed_tenant
 from autopilot.services import Services
 from evals.format import EPOCH, EVAL_TENANT, Incident
-from evals.replay import ApprovalPolicy, Sandbox, eval_settings
+from evals.replay import ApprovalPolicy, Sandbox, check_world, eval_settings
 from evals.score import FAILURE_NODE, Observed, metrics, score, slug
 from graphs import autopilots, get_spec
+from tools.http_adapter import ENV_VAR as HTTP_TOOLS_ENV
 
 REPORT_FORMAT = "autopilot-eval-report/1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +112,7 @@ def _replay_one(incident: Incident, options: RunOptions) -> dict[str, Any]:
     kept = None
     if seen.thread_id and options.keep_dir is not None and (options.keep_all
                                                             or not result.passed):
-        kept = str(_sandbox.keep(options.keep_dir / slug(incident.id)))
+        kept = str(_sandbox.keep(options.keep_dir / kept_name(incident.id)))
     return {"incident": incident, "seen": seen, "score": result, "kept": kept,
             "seconds": time.perf_counter() - started}
 
@@ -125,9 +126,17 @@ def _produced_by(trajectory: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def kept_name(incident_id: str) -> str:
+    """A folder name per incident id (readable, and unique even where slugs collide)."""
+    return f"{slug(incident_id)[:60]}-{hashlib.sha256(incident_id.encode()).hexdigest()[:6]}"
+
+
 def open_command(kept: str | None, thread_id: str, checkpoint_id: str) -> str:
-    where = f"AUTOPILOT_DATA_DIR={kept} " if kept else "AUTOPILOT_DATA_DIR=<kept dir> "
-    return f"{where}autopilot show {thread_id} --checkpoint {checkpoint_id}"
+    """The shell command that shows a kept incident at a checkpoint (embedded SQLite, plain
+    checkpoints: whatever DATABASE_URL or key the shell has set)."""
+    where = kept or "<kept dir>"
+    return (f"AUTOPILOT_DATA_DIR={where} DATABASE_URL= LANGGRAPH_AES_KEY= "
+            f"autopilot show {thread_id} --checkpoint {checkpoint_id}")
 
 
 def divergence(trajectory: list[dict[str, Any]], kinds: list[str], thread_id: str,
@@ -216,6 +225,18 @@ def run_suite(incidents: list[Incident], options: RunOptions,
     unknown = sorted({i.graph for i in incidents} - set(autopilots()))
     if unknown:
         raise ValueError(f"incidents for unknown autopilot(s): {', '.join(unknown)}")
+    check_world(incidents)
+    # The product's own tools only: deployment-specific HTTP adapters would reach the network.
+    http_tools = os.environ.pop(HTTP_TOOLS_ENV, None)
+    try:
+        return _run_suite(incidents, options, progress)
+    finally:
+        if http_tools is not None:
+            os.environ[HTTP_TOOLS_ENV] = http_tools
+
+
+def _run_suite(incidents: list[Incident], options: RunOptions,
+               progress: Callable[[Incident, bool], None] | None) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="autopilot-eval-") as tmp:

@@ -122,8 +122,9 @@ def score(incident: Incident, seen: Observed) -> Score:
     pairs = _pairs(list(exp.actions), proposed)
     matched = len(pairs)
     mode = exp.match
-    ok = {"strict": matched == len(exp.actions) == len(proposed)
-          and all(e == a for e, a in pairs),
+    in_order = len(exp.actions) == len(proposed) and all(
+        matches(e, a) for e, a in zip(exp.actions, proposed, strict=True))
+    ok = {"strict": in_order,
           "unordered": matched == len(exp.actions) == len(proposed),
           "subset": matched == len(proposed),
           "superset": matched == len(exp.actions)}[mode]
@@ -156,10 +157,15 @@ def score(incident: Incident, seen: Observed) -> Score:
     if exp.outcome is not None and seen.outcome != exp.outcome:
         failures.append(("outcome", f"expected outcome {exp.outcome}, got {seen.outcome}"
                          + (f" ({seen.error})" if seen.error else "")))
-    if exp.escalation_category and seen.escalation and seen.escalation != \
-            exp.escalation_category:
-        failures.append(("outcome", f"escalated as {seen.escalation}, expected "
-                                    f"{exp.escalation_category}"))
+    if exp.escalation_category and seen.escalation != exp.escalation_category:
+        failures.append(("outcome", f"expected an escalation as {exp.escalation_category}, "
+                                    + (f"got {seen.escalation}" if seen.escalation
+                                       else "there was none")))
+    elif seen.escalation == "SYSTEM" and exp.outcome != "escalated":
+        # A crash, an invalid plan or a failed verification reaches a person, but it is not
+        # the autopilot handling the incident: only an incident that expects it passes.
+        failures.append(("outcome", "escalated as SYSTEM (a failure, not a decision); "
+                                    "expect outcome escalated if that is right"))
     violations = safety_violations(incident, seen)
     failures += [("safety", v) for v in violations]
     if seen.error and seen.outcome != "invalid_trigger":
@@ -214,7 +220,8 @@ def metrics(scores: list[Score]) -> dict[str, Any]:
     needed = [s for s in scores if s.human_required]
     not_needed = [s for s in scores if not s.human_required]
     routine = [s for s in scores if s.routine]
-    mitigated = [s for s in scores if s.mitigated]
+    mitigated = [s for s in scores if s.mitigated and s.outcome != "invalid_trigger"]
+    waited = [s for s in mitigated if s.human_involved]
     return {
         "incidents": len(scores),
         "passed": sum(s.passed for s in scores),
@@ -232,11 +239,11 @@ def metrics(scores: list[Score]) -> dict[str, Any]:
         "escalation_false_negative_rate": _ratio(sum(not s.human_involved for s in needed),
                                                  len(needed)),
         "autonomy_rate": _ratio(sum(s.autonomous for s in routine), len(routine)),
-        "mitigated": len(mitigated),
+        "mitigated": len(mitigated),  # of the valid triggers
         "steps_to_mitigation_p50": statistics.median([s.steps for s in mitigated])
         if mitigated else None,
-        "minutes_to_mitigation_p50": statistics.median([s.minutes for s in mitigated])
-        if mitigated else None,
+        "minutes_to_mitigation_p50": statistics.median([s.minutes for s in waited])
+        if waited else None,  # where a person was involved (alone, it is 0 minutes)
         "safety_violations": sum(len(s.violations) for s in scores),
     }
 

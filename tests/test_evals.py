@@ -17,7 +17,7 @@ from autopilot.demo import demo_triggers
 from autopilot.runtime import Runner
 from evals.compare import compare
 from evals.format import EPOCH, Incident, IncidentFileError, load_incidents
-from evals.runner import INCIDENTS_DIR, RunOptions, run_suite
+from evals.runner import INCIDENTS_DIR, RunOptions, compact, run_suite
 from evals.score import Observed, matches, score
 from graphs import get_spec
 from policy.engine import POLICY_DIR, PolicyBundle
@@ -124,6 +124,7 @@ def test_match_modes_and_argument_operators() -> None:
         return score(inc, seen).passed
 
     assert scored("strict", ["a", "b"], ["a", "b"])
+    assert scored("strict", ["a", "a"], ["a", "a"])
     assert not scored("strict", ["a", "b"], ["b", "a"])
     assert scored("unordered", ["a", "b"], ["b", "a"])
     assert not scored("unordered", ["a", "b"], ["b", "a", "c"])
@@ -131,6 +132,25 @@ def test_match_modes_and_argument_operators() -> None:
     assert not scored("superset", ["a", "d"], ["b", "a"])
     assert scored("subset", ["a", "b", "c"], ["c"])
     assert not scored("subset", ["a"], ["a", "x"])
+
+    # Strict is positional: expected [a, a(x=1)] against proposed [a(x=1), a(x=1)] holds.
+    inc = Incident.model_validate({
+        "id": "p", "graph": "maintenance", "title": "p", "source": {"dataset": "x"},
+        "trigger": {}, "expect": {"match": "strict", "human_required": False, "why": "x",
+                                  "actions": [{"tool": "a"}, {"tool": "a", "args": {"x": 1}}]}})
+    seen = Observed(thread_id="t", outcome="completed", proposals=[
+        {"action_id": f"a{i}", "tool": "a", "args": {"x": 1}, "status": "executed",
+         "decision": "ALLOW"} for i in range(2)])
+    assert score(inc, seen).passed
+    # An expected escalation category fails when nothing escalated; an unexpected SYSTEM
+    # escalation (a crash) fails even where a person was required.
+    cat = inc.model_copy(update={"expect": inc.expect.model_copy(update={
+        "escalation_category": "SAFETY"})})
+    assert "there was none" in " ".join(score(cat, seen).failures)
+    crash = Observed(thread_id="t", outcome="escalated", escalation="SYSTEM")
+    need = inc.model_copy(update={"expect": inc.expect.model_copy(update={
+        "human_required": True, "actions": []})})
+    assert any("SYSTEM" in f for f in score(need, crash).failures)
 
 
 # ---------------------------------------------------------------------- replays
@@ -153,10 +173,11 @@ def test_replays_are_isolated_deterministic_and_scored(tmp_path: Path) -> None:
     assert m["autonomy_rate"] == 1.0  # the two routine leaks ran alone
     # A second run of the same suite decides the same way (no state carried across runs).
     again = run(items, tmp_path / "again")
-    assert [(e["id"], e["outcome"], e["passed"], [p["decision"] for p in e["proposals"]])
-            for e in again["incidents"]] == \
-        [(e["id"], e["outcome"], e["passed"], [p["decision"] for p in e["proposals"]])
-         for e in report["incidents"]]
+    def course(r: dict[str, Any]) -> list[Any]:
+        return [(e["id"], e["outcome"], e["passed"], [p["decision"] for p in e["proposals"]],
+                 [(t["node"], t["state"]) for t in e["trajectory"]]) for e in r["incidents"]]
+
+    assert course(again) == course(report)
     assert report["version"]["planners"] == {"maintenance": "1"}
     assert report["version"]["policy_version"].startswith("shipped-")
 
@@ -180,6 +201,51 @@ def test_recorded_tool_responses_and_world_records(tmp_path: Path) -> None:
     assert by_id["prefers-sms"]["passed"], by_id["prefers-sms"]["failures"]
 
 
+def test_recorded_decisions_are_used_once_and_a_crash_after_a_write_is_still_judged(
+        tmp_path: Path) -> None:
+    heater = small_suite()[1]
+    # The reviewer lowers the cap to 800: still above 750, so a second round asks again and,
+    # with nothing more recorded, the run's policy approves.
+    rounds = {**heater, "id": "edit-then-approve", "human": {"decisions": [
+        {"tool": "dispatch_vendor", "type": "edit", "args": {"not_to_exceed": 800},
+         "after_minutes": 5}]}}
+    # A recorded edit the tool refuses: the replay breaks after the work order was written.
+    broken = {**heater, "id": "broken-edit", "human": {"decisions": [
+        {"tool": "dispatch_vendor", "type": "edit", "args": {"not_to_exceed": "lots"}}]},
+        "expect": {**heater["expect"], "never": [{"tool": "create_work_order",
+                                                  "why": "nothing may be written here"}]}}
+    report = run([rounds, broken], tmp_path)
+    by_id = {e["id"]: e for e in report["incidents"]}
+    assert by_id["edit-then-approve"]["outcome"] == "completed"
+    assert by_id["edit-then-approve"]["minutes"] == 35  # 5 recorded + 30 default
+    dispatch = next(p for p in by_id["edit-then-approve"]["proposals"]
+                    if p["tool"] == "dispatch_vendor")
+    assert dispatch["args"]["not_to_exceed"] == 800 and dispatch["status"] == "executed"
+    crash = by_id["broken-edit"]
+    assert crash["outcome"] == "failed" and not crash["passed"]
+    assert any("forbidden create_work_order" in v for v in crash["violations"])
+    assert crash["kept"] and crash["divergence"]["command"]
+
+
+def test_parallel_workers_give_the_same_results_and_bad_worlds_are_refused_first(
+        tmp_path: Path) -> None:
+    items = small_suite()
+    one = run(items, tmp_path / "one")
+    two = run(items, tmp_path / "two", workers=2)
+    assert [(e["id"], e["outcome"], e["passed"], [t["state"] for t in e["trajectory"]])
+            for e in one["incidents"]] == \
+        [(e["id"], e["outcome"], e["passed"], [t["state"] for t in e["trajectory"]])
+         for e in two["incidents"]]
+    bad = {**items[0], "id": "bad-world", "world": {"records": {"tool_calls": [{}]}}}
+    with pytest.raises(ValueError, match="incident bad-world: world.records.tool_calls: a "
+                                         "runtime table"):
+        run([items[0], bad], tmp_path / "bad")
+    typo = {**items[0], "id": "typo", "world": {"records": {"residents": [
+        {"id": "R-GRAND-2B", "favourite_colour": "red"}]}}}
+    with pytest.raises(ValueError, match=r"residents\[0\]: unknown column"):
+        run([typo], tmp_path / "typo")
+
+
 def test_a_failing_incident_names_its_divergence_checkpoint_and_the_command_opens_it(
         tmp_path: Path) -> None:
     leak = small_suite()[0]
@@ -190,9 +256,12 @@ def test_a_failing_incident_names_its_divergence_checkpoint_and_the_command_open
     assert not entry["passed"] and entry["failures"][0].startswith("decisions:")
     div = entry["divergence"]
     assert div["node"] == "gate" and div["checkpoint_id"] in div["command"]
-    env_part, command = div["command"].split(" ", 1)
-    env = {"PATH": "/usr/bin:/bin", env_part.split("=")[0]: env_part.split("=", 1)[1]}
-    argv = autopilot_argv(*command.split()[1:])
+    words = div["command"].split()
+    assignments = [w for w in words if "=" in w and not w.startswith("-")]
+    assert [a.split("=")[0] for a in assignments] == ["AUTOPILOT_DATA_DIR", "DATABASE_URL",
+                                                      "LANGGRAPH_AES_KEY"]
+    env = {"PATH": "/usr/bin:/bin", **dict(a.split("=", 1) for a in assignments)}
+    argv = autopilot_argv(*words[len(assignments) + 1:])
     shown = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
                            cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -247,6 +316,13 @@ def test_compare_fails_a_candidate_policy_with_the_spend_limit_raised(tmp_path: 
     assert same.returncode == 0 and "candidate OK" in same.stdout
     missing = call("compare", "--baseline", "nope", "--candidate", "base")
     assert missing.returncode == 2 and "no report 'nope'" in missing.stdout + missing.stderr
+    typo = call("compare", "--baseline", "base", "--candidate", "base",
+                "--max-drop-for", "decision_acuracy=0.1")
+    assert typo.returncode == 2 and "no such rate decision_acuracy" in typo.stdout + typo.stderr
+    hollow = tmp_path / "hollow.json"
+    hollow.write_text(json.dumps({"format": "autopilot-eval-report/1"}))
+    incomplete = call("compare", "--baseline", str(hollow), "--candidate", "base")
+    assert incomplete.returncode == 2 and "incomplete report" in incomplete.stderr
 
 
 def test_compare_fails_a_playbook_that_skips_the_emergency_rule(
@@ -270,9 +346,15 @@ def test_compare_fails_a_playbook_that_skips_the_emergency_rule(
     regressed = {c["id"] for c in result.changed if c["regressed"]}
     assert "gas" in regressed
     assert any("escalation_false_negative_rate" in r for r in result.reasons)
+    assert any("no longer reach one: gas" in r for r in result.reasons)
     gas = next(c for c in result.changed if c["id"] == "gas")
     assert gas["diverges_at"]["node"] == "gate"
     assert gas["diverges_at"]["checkpoint_id"] in gas["diverges_at"]["command"]
+    # A partial candidate run fails unless allowed; the compact baseline compares the same.
+    partial = {**baseline, "incidents": baseline["incidents"][:1]}
+    assert "not run by the candidate" in " ".join(compare(baseline, partial).reasons)
+    assert compare(baseline, partial, allow_missing=True).ok
+    assert compare(compact(baseline), baseline).ok
 
 
 # ---------------------------------------------------------------------- feedback loop

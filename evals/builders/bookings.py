@@ -225,7 +225,8 @@ def _span(delta: timedelta) -> str:
 
 def _incident(n: str, title: str, row: dict[str, str], note: str, tags: list[str],
               at: datetime, event_type: str, payload: dict[str, Any],
-              records: dict[str, list[dict[str, Any]]], expect: dict[str, Any]) -> Incident:
+              records: dict[str, list[dict[str, Any]]], expect: dict[str, Any],
+              human: dict[str, Any] | None = None) -> Incident:
     return Incident.model_validate({
         "id": f"bookings.{n}", "graph": GRAPH, "title": title,
         "source": {"dataset": UCI, "ref": row["number"], "licence": LICENCE,
@@ -236,7 +237,7 @@ def _incident(n: str, title: str, row: dict[str, str], note: str, tags: list[str
                     "source": "booking-service" if event_type != "ReminderDue" else "scheduler",
                     "event_type": event_type, "occurred_at": _iso(at),
                     "trace_id": f"eval-bk-{n}", "payload": payload},
-        "world": {"records": records}, "expect": expect})
+        "world": {"records": records}, "expect": expect, "human": human or {}})
 
 
 def _message(tool: str, booking_id: str, decision: str, why: str, template: str | None = None,
@@ -316,10 +317,18 @@ def build(sources_dir: Path) -> list[Incident]:
             tags.append("routine" if not expect["human_required"] else "held")
             note = ("reminder due 24 h before the visit (resolved_at)" if kind == "reminder" else
                     "booked less than 2 h ahead; ReminderDue replayed at booking time")
+            # The log has no reviewer times. A held reminder is approved while it can still
+            # help: within a third of the time left before the visit (the replay clock moves
+            # on by that much), at most 30 minutes.
+            lead = (start - at).total_seconds() / 60
+            human = ({"decisions": [{"tool": "send_reminder", "type": "approve",
+                                     "after_minutes": round(min(30.0, lead / 3), 1)}]}
+                     if expect["human_required"] else None)
             out.append(_incident(n, f"Reminder at {_local(at)} for a visit "
                                     f"{_span(start - at)} ahead", row, note, tags, at,
                                  "ReminderDue",
-                                 {"booking_id": bid, "start_at": _iso(start)}, world(), expect))
+                                 {"booking_id": bid, "start_at": _iso(start)}, world(), expect,
+                                 human))
         elif kind == "calendar":
             attempts = int(row["reassignment_count"])
             auto = attempts < 5

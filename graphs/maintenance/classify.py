@@ -32,6 +32,7 @@ URGENT_RULES: list[tuple[str, str]] = [
     ("sewage", r"\b(sewage|sewer|backed up)\b"),
     ("toilet_out", r"\btoilet (is )?(not working|broken|clogged|overflow)"),
     ("active_leak", r"\b(leak(ing|s)?|dripping)\b"),
+    ("outage", r"\boutage\b"),
     ("cannot_lock", r"\b(can'?t lock|cannot lock|lock (is )?broken|door won'?t (lock|close))"),
     ("elevator_out", r"\belevator\b.*\b(stuck|out of service|not working|broken)"),
     ("no_heat", NO_HEAT),
@@ -95,9 +96,10 @@ def in_heat_season(moment: datetime) -> bool:
 # A safety device or egress named as the thing to fix ("smoke detector missing", "fire escape
 # blocked") is not itself a fire or gas emergency, unless it is going off (found by the evals:
 # HPD files such rows as class B, not immediately hazardous).
-SAFETY_DEVICE = (r"\b(smoke|carbon monoxide|co|fire)[ -](detector|alarm|escape|egress|exit|door|"
-                 r"extinguisher|gate)s?\b")
-ALARM_SOUNDING = r"\b(going off|sounding|went off|keeps? going off)\b"
+# Carbon monoxide is never stripped: a CO alarm that beeps is treated as an emergency.
+SAFETY_DEVICE = (r"\b(smoke|fire)[ -](detector|alarm|escape|egress|exit|door|extinguisher|"
+                 r"gate)s?\b")
+ALARM_SOUNDING = r"\b(going off|sounding|went off|goes off|ringing|alarming|blaring)\b"
 
 
 def triage(text: str, reported_at: datetime, category_hint: str | None = None) -> Triage:
