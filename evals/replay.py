@@ -30,7 +30,7 @@ from autopilot.services import Services
 from evals.format import EVAL_TENANT, Incident, RecordedCall, World
 from evals.score import Observed
 from graphs.trigger import TriggerError
-from tools.registry import PermanentToolError, ToolContext, TransientToolError
+from tools.registry import PermanentToolError, ToolContext, ToolRegistry, TransientToolError
 
 ApprovalPolicy = Literal["recorded", "approve", "reject"]
 DB_FILES = ("autopilot.sqlite", "checkpoints.sqlite", "memory.sqlite")
@@ -190,11 +190,17 @@ class Sandbox:
             _no_sync(conn, None)
         self.runner = Runner(self.services, self.checkpointer)
         self.recordings = Recordings()
-        registry = self.services.registry
-        for name in registry.names():
-            spec = registry.get(name)
-            registry._tools[name] = dataclasses.replace(
-                spec, handler=_recorded_handler(spec, self.recordings))
+        # A registry of our own whose handlers can answer from recordings (the catalogue's
+        # registry is shared by the process and stays untouched).
+        shared = self.services.registry
+        registry = ToolRegistry()
+        for name in shared.names():
+            spec = shared.get(name)
+            registry.register(dataclasses.replace(
+                spec, handler=_recorded_handler(spec, self.recordings)))
+        self.services.registry = registry
+        self.services.gateway.registry = registry
+        self.services.gate.registry = registry
 
     def close(self) -> None:
         self._stack.close()
