@@ -38,14 +38,17 @@ URGENT_RULES: list[tuple[str, str]] = [
     ("no_heat", NO_HEAT),
 ]
 
-# First match wins. Appliances before HVAC ("the burners heat up" is the stove), mold before
-# doors and windows ("mold around the window" is plaster work): both found by the evals.
+# First match wins. Outlets and sparks before appliances ("the outlet behind the fridge is
+# sparking" is the electrician's), appliances before HVAC ("the burners heat up" is the
+# stove), mold before doors and windows ("mold around the window" is plaster work): all
+# found by the evals.
 CATEGORY_RULES: list[tuple[str, str]] = [
     ("ELEVATOR", r"\belevator|lift\b"),
     ("STRUCTURAL", r"\b(structural|foundation|roof|ceiling (collapsed|caved|fell)|facade|"
                    r"stairs?|balcony|collapse)"),
     ("PLUMBING", r"\b(gas|leak|pipe|drain|clog|toilet|faucet|sink|shower|tub|sewage|sewer|"
                  r"water heater|hot water|no water|water pressure|flood|burst)"),
+    ("ELECTRICAL", r"\b(outlet|socket|spark(s|ing)?|arcing|exposed wire)"),
     ("APPLIANCE", r"\b(refrigerator|fridge|stove|oven|dishwasher|washer|dryer|microwave|range|"
                   r"burners?)\b"),
     ("HVAC", r"\b(heat|heating|radiator|boiler|a/?c\b|air condition|thermostat|ventilation|"
