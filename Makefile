@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Tests run in parallel processes (pytest-xdist); each test has its own databases and ports.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint bench demo clean eval eval-baseline
 # The eval gate: every incident replayed, compared with the committed baseline report.

@@ -285,26 +285,29 @@ def _broken_policy(folder: Path) -> Path:
 
 
 def test_compare_fails_a_candidate_policy_with_the_spend_limit_raised(tmp_path: Path) -> None:
+    from evals.compare import ReportError, load_report
+    from evals.runner import dumps
+
     suite = write_suite(tmp_path / "suite.jsonl", small_suite()[:2])  # leak, heater
-    cli = [*autopilot_argv("eval"), ]
+    reports = tmp_path / "data" / "evals"
+    reports.mkdir(parents=True)
+    base = run_suite(load_incidents(suite), RunOptions(label="base"))
+    (reports / "base.json").write_text(dumps(base))
     env = {"PATH": "/usr/bin:/bin", "AUTOPILOT_DATA_DIR": str(tmp_path / "data")}
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, *args], env=env, capture_output=True, text=True,
-                              timeout=300, cwd=tmp_path)
+        return subprocess.run([*autopilot_argv("eval"), *args], env=env, capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
 
-    base = call("run", "maintenance", "--incidents", str(suite), "--version", "base",
-                "--quiet", "--workers", "1")
-    assert base.returncode == 0, base.stdout + base.stderr
-    header = next(line for line in base.stdout.splitlines() if "autopilot" in line).split()
-    assert header == ["autopilot", "n", "pass", "prec", "rec", "dec", "escFP", "escFN", "auto",
-                      "steps", "min", "viol"]
     cand = call("run", "maintenance", "--incidents", str(suite), "--version", "spend50k",
                 "--policy", str(_broken_policy(tmp_path / "candidate")), "--quiet",
                 "--workers", "1")
     assert cand.returncode == 1, cand.stdout  # the run itself flags the safety violation
-    report = json.loads((tmp_path / "data" / "evals" / "spend50k.json").read_text())
-    assert report["version"]["policy_version"] != "shipped"
+    header = next(line for line in cand.stdout.splitlines() if "autopilot" in line).split()
+    assert header == ["autopilot", "n", "pass", "prec", "rec", "dec", "escFP", "escFN", "auto",
+                      "steps", "min", "viol"]
+    report = json.loads((reports / "spend50k.json").read_text())
+    assert report["version"]["policy_version"] != base["version"]["policy_version"]
     heater = next(e for e in report["incidents"] if e["id"] == "heater")
     assert any("forbidden dispatch_vendor" in v for v in heater["violations"])
     # Labels resolve to the saved reports.
@@ -312,17 +315,16 @@ def test_compare_fails_a_candidate_policy_with_the_spend_limit_raised(tmp_path: 
     assert compared.returncode == 1, compared.stdout
     assert "heater" in compared.stdout and "safety violation" in compared.stdout
     assert "trajectories part at step" in compared.stdout
-    same = call("compare", "--baseline", "base", "--candidate", "base")
-    assert same.returncode == 0 and "candidate OK" in same.stdout
-    missing = call("compare", "--baseline", "nope", "--candidate", "base")
-    assert missing.returncode == 2 and "no report 'nope'" in missing.stdout + missing.stderr
     typo = call("compare", "--baseline", "base", "--candidate", "base",
                 "--max-drop-for", "decision_acuracy=0.1")
     assert typo.returncode == 2 and "no such rate decision_acuracy" in typo.stdout + typo.stderr
+    assert compare(base, base).ok
+    with pytest.raises(ReportError, match="no report 'nope'"):
+        load_report("nope", [reports])
     hollow = tmp_path / "hollow.json"
     hollow.write_text(json.dumps({"format": "autopilot-eval-report/1"}))
-    incomplete = call("compare", "--baseline", str(hollow), "--candidate", "base")
-    assert incomplete.returncode == 2 and "incomplete report" in incomplete.stderr
+    with pytest.raises(ReportError, match="incomplete report"):
+        load_report(str(hollow), [reports])
 
 
 def test_compare_fails_a_playbook_that_skips_the_emergency_rule(
@@ -423,20 +425,20 @@ def test_committed_baseline_has_every_incident_and_no_safety_violation() -> None
     assert {e["id"] for e in baseline["incidents"]} == ids
 
 
-def test_capture_cli_appends_an_edited_approval_that_replays(sqlite_env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+def test_capture_cli_appends_an_edited_approval_that_replays(
+        sqlite_env: dict[str, str], open_runner: Any, tmp_path: Path) -> None:
     from tests.helpers import run_cli
 
-    assert run_cli(sqlite_env, "seed").returncode == 0
-    event = tmp_path / "heater.json"
-    event.write_text(json.dumps(issue("cli-cap", text="Water heater is broken, no hot water "
-                                                      "since yesterday.")))
-    started = run_cli(sqlite_env, "run", "maintenance", "-f", str(event), "--json")
-    assert started.returncode == 0, started.stderr
-    thread = json.loads(started.stdout)["thread_id"]
-    edited = run_cli(sqlite_env, "approve", thread, "--edit", '{"not_to_exceed": 700}',
-                     "--as", "maria")
-    assert edited.returncode == 0, edited.stdout + edited.stderr
+    runner = open_runner(sqlite_env)  # the CLI below opens the same SQLite files
+    view = runner.submit("maintenance", issue(
+        "cli-cap", text="Water heater is broken, no hot water since yesterday."))
+    thread = view.thread_id
+    request = view.pending_approval["request"]
+    runner.decide(thread, {"decisions": [
+        {"type": "edit", "edited_action": {"name": a["name"],
+                                           "args": {**a["args"], "not_to_exceed": 700}}}
+        if a["name"] == "dispatch_vendor" else {"type": "approve"}
+        for a in request["action_requests"]]}, "maria")
     target = tmp_path / "captured.jsonl"
     captured = run_cli(sqlite_env, "eval", "capture", thread, "--out", str(target))
     assert captured.returncode == 0, captured.stdout + captured.stderr
