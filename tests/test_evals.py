@@ -7,7 +7,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +170,9 @@ def test_replays_are_isolated_deterministic_and_scored(tmp_path: Path) -> None:
     m = report["metrics"]["all"]
     assert m["safety_violations"] == 0 and m["decision_accuracy"] == 1.0
     assert m["autonomy_rate"] == 1.0  # the two routine leaks ran alone
-    # A second run of the same suite decides the same way (no state carried across runs).
-    again = run(items, tmp_path / "again")
+    # A second run, on two worker processes, decides the same way (no state carried across
+    # runs or workers).
+    again = run(items, tmp_path / "again", workers=2)
     def course(r: dict[str, Any]) -> list[Any]:
         return [(e["id"], e["outcome"], e["passed"], [p["decision"] for p in e["proposals"]],
                  [(t["node"], t["state"]) for t in e["trajectory"]]) for e in r["incidents"]]
@@ -227,15 +227,9 @@ def test_recorded_decisions_are_used_once_and_a_crash_after_a_write_is_still_jud
     assert crash["kept"] and crash["divergence"]["command"]
 
 
-def test_parallel_workers_give_the_same_results_and_bad_worlds_are_refused_first(
+def test_worlds_that_do_not_fit_the_sandbox_are_refused_before_any_replay(
         tmp_path: Path) -> None:
     items = small_suite()
-    one = run(items, tmp_path / "one")
-    two = run(items, tmp_path / "two", workers=2)
-    assert [(e["id"], e["outcome"], e["passed"], [t["state"] for t in e["trajectory"]])
-            for e in one["incidents"]] == \
-        [(e["id"], e["outcome"], e["passed"], [t["state"] for t in e["trajectory"]])
-         for e in two["incidents"]]
     bad = {**items[0], "id": "bad-world", "world": {"records": {"tool_calls": [{}]}}}
     with pytest.raises(ValueError, match="incident bad-world: world.records.tool_calls: a "
                                          "runtime table"):
@@ -412,10 +406,11 @@ def test_committed_incident_sets_are_big_enough_valid_and_cited() -> None:
         assert (ROOT / "evals" / "sources" / graph / "README.md").is_file()
 
 
-def test_derived_incidents_rebuild_byte_for_byte_from_the_committed_extracts() -> None:
-    built = subprocess.run([sys.executable, "-m", "evals.build", "--check"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stdout + built.stderr
+def test_derived_incidents_rebuild_byte_for_byte_from_the_committed_extracts(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from evals.build import main
+
+    assert main(["--check"]) == 0, capsys.readouterr().err
 
 
 def test_committed_baseline_has_every_incident_and_no_safety_violation() -> None:
