@@ -28,6 +28,7 @@ from evals.format import (
     World,
 )
 from evals.score import slug
+from tools.registry import ToolError
 
 
 class CaptureError(ValueError):
@@ -62,10 +63,10 @@ def _recorded_reads(runner: Runner, tenant_id: str, thread_id: str) -> dict[str,
         tool = (row.provenance or {}).get("tool")
         if not tool or not row.source.startswith("tool:"):
             continue
-        try:
+        try:  # a tool no longer registered, or redacted content that no longer fits
             spec = runner.services.registry.get(tool)
-            spec.output_model.model_validate(row.content)  # redacted content may not fit
-        except (ValidationError, Exception):  # noqa: BLE001 - skip what cannot be replayed
+            spec.output_model.model_validate(row.content)
+        except (ToolError, ValidationError):
             continue
         reads.setdefault(tool, []).append(RecordedCall(
             args=(row.provenance or {}).get("args", {}), output=row.content))

@@ -90,11 +90,12 @@ def _mappers() -> dict[str, Mapper[Any]]:
 
 def _python_type(column_type: Any) -> type | None:
     """The Python type of a column, looking through TypeDecorators (e.g. UTCDateTime)."""
-    for candidate in (column_type, getattr(column_type, "impl_instance", None),
-                      getattr(column_type, "impl", None)):
+    for candidate in (column_type, getattr(column_type, "impl_instance", None)):
+        if candidate is None:
+            continue
         try:
-            kind = candidate.python_type  # type: ignore[union-attr]
-        except (NotImplementedError, AttributeError):
+            kind = candidate.python_type
+        except NotImplementedError:
             continue
         if kind is not object:  # a TypeDecorator says `object`; its impl knows
             return kind  # type: ignore[no-any-return]
@@ -214,8 +215,7 @@ class Sandbox:
     def reset(self) -> None:
         """Restore all three databases to the template, and forget what the gate and the
         policy store remember for a few seconds (a property's time zone, the active chain)."""
-        self.services.gate._places.clear()
-        self.services.policy_store._chains.clear()
+        self.services.gate.forget_cached()
         self.services.db.engine.dispose()
         with sqlite3.connect(self.work / "autopilot.sqlite") as dst:
             self._templates["autopilot.sqlite"].backup(dst)
@@ -272,7 +272,7 @@ class Sandbox:
         except Exception as exc:  # observe what ran before it broke: a write may have
             error = f"{type(exc).__name__}: {exc}"  # happened, and safety must see it
             status = "failed_terminal"
-        seen = self._observe(thread, status, outcome, minutes, rounds)
+        seen = self._observe(incident.graph, thread, status, outcome, minutes, rounds)
         seen.error = error or seen.error
         return seen
 
@@ -283,10 +283,9 @@ class Sandbox:
                 Run, PolicyDecisionRecord, ToolCall, Approval)) or s.scalar(
                 select(LedgerEntry.id).where(LedgerEntry.thread_id != "").limit(1)) is not None
 
-    def _observe(self, thread: str, status: str, outcome: str | None, minutes: float,
-                 rounds: int) -> Observed:
-        graph_name = self.runner.run_record(thread).graph
-        compiled = self.runner.graph(graph_name)
+    def _observe(self, graph: str, thread: str, status: str, outcome: str | None,
+                 minutes: float, rounds: int) -> Observed:
+        compiled = self.runner.graph(graph)
         config = self.runner.config(thread)
         values = compiled.get_state(config).values
         d = PolicyDecisionRecord

@@ -65,6 +65,12 @@ class PolicyGate:
         # The instant time-of-day conditions are judged at (pinned in tests, evals, demos).
         self.clock = clock or (lambda: datetime.now(UTC))
 
+    def forget_cached(self) -> None:
+        """Drop what is remembered for a few seconds (property places, active policy chains),
+        for a caller that swaps the database underneath (the eval sandbox)."""
+        self._places.clear()
+        self.store.forget_cached_chains()
+
     # ------------------------------------------------------------------ building requests
 
     def tool_facts(self, name: str) -> ToolFacts:

@@ -132,6 +132,11 @@ class PolicyStore:
             return live, None
         return live, tuple(shadow.get(k, active.get(k)) for k in keys)
 
+    def forget_cached_chains(self) -> None:
+        """Re-read the active chains on next use (parsed engines stay: keyed by version ids)."""
+        with self._lock:
+            self._chains.clear()
+
     def _resolve(self, scope: Scope) -> tuple[Layers, Layers | None]:
         with self._lock:
             seen = self._chains.get(scope)

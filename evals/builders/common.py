@@ -4,6 +4,7 @@ committed bytes do not depend on the platform."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +21,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in fields})
+
+
+def short_key(name: str) -> str:
+    """An id fragment from a name: upper-case letters and digits, at most 20."""
+    return re.sub(r"[^A-Z0-9]", "", name.upper())[:20]

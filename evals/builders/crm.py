@@ -35,7 +35,6 @@ The autopilot never moves a deal to Won or Lost (CRM_DEAL_CLOSE_BY_REP_ONLY).
 from __future__ import annotations
 
 import random
-import re
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.builders.common import read_csv as _read
+from evals.builders.common import short_key as _slug
 from evals.builders.common import write_csv as _write
 from evals.format import EPOCH, Incident
 
@@ -183,10 +183,6 @@ def _ago(days: float, hours: float = 0) -> datetime:
 
 def _day(offset_days: int) -> str:
     return (EPOCH.date() + timedelta(days=offset_days)).isoformat()
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "", name.upper())[:20]
 
 
 def _person(key: str) -> str:

@@ -190,10 +190,14 @@ def _extract_uci(path: Path) -> list[dict[str, str]]:
     return [{k: r[k] for k in keep} for r in picked]
 
 
+def dump(rows: list[dict[str, Any]]) -> str:
+    """JSON Lines with sorted keys (stable bytes)."""
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
 def extract(data_dir: Path, out_dir: Path) -> None:
     sre = data_dir / "sre"
     out_dir.mkdir(parents=True, exist_ok=True)
-    dump = lambda rows: "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)  # noqa: E731
     (out_dir / "issre22_sample.jsonl").write_text(
         dump(_extract_issre(sre / "cloud_postmortems_issre22.jsonl")))
     (out_dir / "itbench_sample.jsonl").write_text(

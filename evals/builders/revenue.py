@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.builders.common import read_csv as _read
+from evals.builders.common import short_key as _slug
 from evals.builders.common import write_csv as _write
 from evals.format import EPOCH, Incident
 
@@ -218,10 +218,6 @@ def _at(days: float = 0, hours: float = 0) -> datetime:
 def _person(key: str, n: int = 0) -> str:
     h = sum(ord(c) * (i + 1) for i, c in enumerate(key)) + 5 * n
     return f"{FIRST[h % len(FIRST)]} {LAST[(h // 7 + n) % len(LAST)]}"
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "", name.upper())[:20]
 
 
 class _World:
